@@ -1,0 +1,367 @@
+// Pure logic for the agentwatch page: protocol messages in, a graph model and visual effects out.
+// No DOM and no d3 here, so `node --test web/test/` can pin every rule the page depends on.
+
+export const MAIN = "main";
+// How long a finished node stays drawn: the renderer's flash (300 ms) plus its fade-out (800 ms).
+export const LEAVE_MS = 1100;
+// Ids of finished agents we remember, so a late tool_done cannot resurrect a node as a ghost.
+const GONE_MEMORY = 5000;
+export const BACKOFF_MIN_MS = 1000;
+export const BACKOFF_MAX_MS = 30000;
+// The page's session anchors keep orchestrators at least this far apart (in layout units).
+export const MIN_SESSION_GAP = 220;
+
+export const nodeId = (sessionId, agentId) => `${sessionId}/${agentId}`;
+
+/** "claude-sonnet-4-5" and "Sonnet" are both sonnet; anything unrecognised is "other". */
+export function modelFamily(model) {
+  const name = String(model ?? "").toLowerCase();
+  for (const family of ["opus", "sonnet", "haiku"]) if (name.includes(family)) return family;
+  return "other";
+}
+
+export class GraphModel {
+  constructor() {
+    this.seq = null;
+    this.epoch = null;
+    this.nodes = new Map();
+    // version changes when the set of nodes or links changes (the simulation needs new input);
+    // rev changes on any visible change (the page redraws attributes).
+    this.version = 0;
+    this.rev = 0;
+    this.stats = { spawned: 0, tools: 0, done: 0, events: 0, duplicates: 0, resyncs: 0, lastEventTs: null };
+    this.gone = new Set();
+  }
+
+  get alive() {
+    let n = 0;
+    for (const node of this.nodes.values()) if (node.state !== "done") n++;
+    return n;
+  }
+
+  /** Where to resume after a reconnect, or null when we have nothing to resume from. */
+  resumeParams() {
+    return this.seq === null ? null : { since: this.seq, epoch: this.epoch };
+  }
+
+  /**
+   * Apply one server frame. Returns {effects} to draw, {ignored} for frames that change nothing,
+   * or {resync} when the page must close the socket and reconnect with resumeParams().
+   */
+  receive(msg, now) {
+    if (msg === null || typeof msg !== "object") return { ignored: "not an object", effects: [] };
+    if (msg.type === "snapshot") return this._snapshot(msg, now);
+    if (msg.type === "ping") {
+      // A ping carries the last seq sent: if we are behind, a frame was lost on the way.
+      if (this.seq === null) return { ignored: "ping before snapshot", effects: [] };
+      if (msg.epoch !== this.epoch) return this._resync("epoch");
+      if (msg.seq > this.seq) return this._resync("gap");
+      return { effects: [] };
+    }
+    if (msg.type !== "event") return { ignored: `unknown frame type ${msg.type}`, effects: [] };
+    if (this.seq === null) return this._resync("event before snapshot");
+    if (msg.epoch !== this.epoch) return this._resync("epoch");
+    if (msg.seq <= this.seq) {
+      this.stats.duplicates++;
+      return { ignored: "duplicate", effects: [] };
+    }
+    if (msg.seq > this.seq + 1) return this._resync("gap");
+    this.seq = msg.seq;
+    this.stats.events++;
+    const effects = [];
+    if (msg.data && typeof msg.data === "object" && msg.data.session_id) this._apply(msg.data, now, effects);
+    return { effects };
+  }
+
+  /** Drop finished nodes whose leave animation is over; returns how many went. */
+  sweep(now) {
+    let removed = 0;
+    for (const [id, node] of this.nodes) {
+      if (node.state === "done" && node.goneAt <= now) {
+        this.nodes.delete(id);
+        removed++;
+      }
+    }
+    if (removed) this._changed(true);
+    return removed;
+  }
+
+  /** One link per non-orchestrator: to its parent if still drawn, else to its session's orchestrator. */
+  links() {
+    const links = [];
+    for (const node of this.nodes.values()) {
+      if (node.agentId === MAIN) continue;
+      const parent =
+        (node.parentId && this.nodes.get(nodeId(node.sessionId, node.parentId))) ||
+        this.nodes.get(nodeId(node.sessionId, MAIN));
+      if (parent && parent !== node) links.push({ source: parent, target: node });
+    }
+    return links;
+  }
+
+  /** Session ids in order of first appearance, for a stable layout. */
+  sessions() {
+    const seen = new Set();
+    for (const node of this.nodes.values()) seen.add(node.sessionId);
+    return [...seen];
+  }
+
+  _resync(reason) {
+    this.stats.resyncs++;
+    return { resync: reason, effects: [] };
+  }
+
+  _changed(structural) {
+    this.rev++;
+    if (structural) this.version++;
+  }
+
+  _snapshot(msg, now) {
+    const fresh = msg.reset === true || this.seq === null || msg.epoch !== this.epoch;
+    const previous = fresh ? new Map() : this.nodes;
+    this.nodes = new Map();
+    if (fresh) {
+      this.gone.clear();
+      // Counters restart from what the snapshot shows, so a page opened mid-session is not all zeros.
+      this.stats = { ...this.stats, spawned: 0, tools: 0, done: 0, lastEventTs: null };
+    }
+    for (const record of Array.isArray(msg.alive) ? msg.alive : []) {
+      if (!record || !record.session_id || !record.agent_id) continue;
+      const id = nodeId(record.session_id, record.agent_id);
+      // Reusing the old object keeps its position and velocity in the simulation.
+      const node = previous.get(id) ?? this._newNode(record.session_id, record.agent_id, record.spawned_at ?? now);
+      if (node.state === "done") continue;
+      this._fill(node, record);
+      node.toolCount = record.tool_count ?? node.toolCount;
+      node.lastSeen = record.last_seen ?? node.lastSeen;
+      this.nodes.set(id, node);
+      if (fresh) {
+        if (record.agent_id !== MAIN) this.stats.spawned++;
+        this.stats.tools += node.toolCount;
+      }
+      this.stats.lastEventTs = Math.max(this.stats.lastEventTs ?? 0, node.lastSeen ?? 0) || null;
+    }
+    // Let nodes that were already leaving finish their animation.
+    for (const [id, node] of previous) if (node.state === "done" && !this.nodes.has(id)) this.nodes.set(id, node);
+    for (const sessionId of this.sessions()) this._ensure(sessionId, MAIN, now);
+    this.seq = msg.seq;
+    this.epoch = msg.epoch;
+    this._changed(true);
+    return { effects: fresh ? [{ type: "reset" }] : [] };
+  }
+
+  _apply(data, now, effects) {
+    const sessionId = String(data.session_id);
+    const agentId = String(data.agent_id || MAIN);
+    const id = nodeId(sessionId, agentId);
+    const ts = Number.isFinite(data.ts) ? data.ts : now;
+    this.stats.lastEventTs = ts;
+    let node;
+    switch (data.type) {
+      case "session_start":
+        this._revive(nodeId(sessionId, MAIN));
+        node = this._ensure(sessionId, MAIN, ts, effects);
+        this._fill(node, data);
+        break;
+      case "session_end":
+        for (const other of this.nodes.values()) {
+          if (other.sessionId === sessionId && other.state !== "done") {
+            this._finish(other, other.agentId === MAIN ? "ended" : "lost", now, effects);
+          }
+        }
+        return;
+      case "prompt":
+        node = this._ensure(sessionId, MAIN, ts, effects);
+        if (node) effects.push({ type: "prompt", id: node.id });
+        break;
+      case "agent_spawn":
+        this.stats.spawned++;
+        this._revive(id);
+        node = this._ensure(sessionId, agentId, ts, effects);
+        if (node) this._fill(node, data);
+        this._changed(true); // the parent may have changed, and with it the link
+        break;
+      case "agent_done":
+        this.stats.done++;
+        node = this.nodes.get(id);
+        if (node && node.state !== "done") {
+          if (Number.isFinite(data.cost_usd)) node.costUsd = data.cost_usd;
+          this._finish(node, data.outcome, now, effects);
+        }
+        return;
+      case "tool_use":
+      case "skill_use":
+        this.stats.tools++;
+        node = this._ensure(sessionId, agentId, ts, effects);
+        if (node) {
+          node.toolCount++;
+          const skill = data.type === "skill_use";
+          effects.push({ type: "pulse", id: node.id, label: String((skill && data.skill) || data.tool || "tool"), skill });
+        }
+        break;
+      case "tool_done":
+        node = this.nodes.get(id);
+        if (node && node.state !== "done") effects.push({ type: "tick", id });
+        break;
+      case "tool_fail":
+        node = this._ensure(sessionId, agentId, ts, effects);
+        if (node) effects.push({ type: "fail", id: node.id, label: String(data.tool || "tool") });
+        break;
+      case "notification":
+        node = this._ensure(sessionId, agentId, ts, effects);
+        if (node && data.notification_type === "permission_prompt") {
+          node.state = "waiting";
+          node.lastSeen = ts;
+          this._changed(false);
+          return;
+        }
+        break;
+      default:
+        return;
+    }
+    if (!node || node.state === "done") return;
+    node.lastSeen = ts;
+    // "Waiting for you" lasts until the agent's next event of any kind.
+    if (node.state === "waiting") node.state = "alive";
+    this._changed(false);
+  }
+
+  // The node for (session, agent), created on first sight (with its orchestrator) so that no
+  // event is dropped; null for an agent that already finished.
+  _ensure(sessionId, agentId, ts, effects) {
+    const id = nodeId(sessionId, agentId);
+    const existing = this.nodes.get(id);
+    if (existing) return existing.state === "done" ? null : existing;
+    if (this.gone.has(id)) return null;
+    if (agentId !== MAIN && !this._ensure(sessionId, MAIN, ts, effects)) return null;
+    const node = this._newNode(sessionId, agentId, ts);
+    this.nodes.set(id, node);
+    this._changed(true);
+    effects?.push({ type: "spawn", id });
+    return node;
+  }
+
+  // A new session or spawn under an id that finished earlier starts over instead of being ignored.
+  _revive(id) {
+    this.gone.delete(id);
+    if (this.nodes.get(id)?.state === "done") this.nodes.delete(id);
+  }
+
+  _newNode(sessionId, agentId, ts) {
+    const main = agentId === MAIN;
+    return {
+      id: nodeId(sessionId, agentId),
+      sessionId,
+      agentId,
+      parentId: main ? null : MAIN,
+      agentType: main ? "main" : "agent",
+      model: null,
+      family: main ? "main" : "other",
+      description: null,
+      project: null,
+      background: false,
+      spawnedAt: ts,
+      lastSeen: ts,
+      toolCount: 0,
+      costUsd: null,
+      state: "alive",
+      outcome: null,
+      goneAt: null,
+    };
+  }
+
+  // Copy the fields an alive record or an event may carry; absent fields keep what we knew.
+  _fill(node, src) {
+    if (src.agent_type) node.agentType = String(src.agent_type);
+    if (node.agentId !== MAIN && src.parent_id && src.parent_id !== node.agentId) node.parentId = String(src.parent_id);
+    if (src.model) node.model = String(src.model);
+    if (node.agentId !== MAIN) node.family = modelFamily(node.model);
+    if (src.description != null) node.description = String(src.description);
+    if (src.project != null) node.project = String(src.project);
+    if (src.background != null) node.background = Boolean(src.background);
+    if (Number.isFinite(src.cost_usd)) node.costUsd = src.cost_usd;
+    if (Number.isFinite(src.spawned_at)) node.spawnedAt = src.spawned_at;
+  }
+
+  _finish(node, outcome, now, effects) {
+    node.state = "done";
+    node.outcome = outcome ?? "unknown";
+    node.goneAt = now + LEAVE_MS;
+    this.gone.add(node.id);
+    if (this.gone.size > GONE_MEMORY) this.gone.delete(this.gone.values().next().value);
+    this._changed(false);
+    effects.push({ type: "done", id: node.id, outcome: node.outcome });
+  }
+}
+
+/** Reconnect delay: doubles from 1 s up to 30 s, with equal jitter so viewers do not reconnect in lockstep. */
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt));
+  return Math.round(base / 2 + (base / 2) * random());
+}
+
+/** The WebSocket URL for a page at `loc` (a Location or URL), resuming from `resume` when given. */
+export function streamUrl(loc, resume) {
+  const params = new URLSearchParams();
+  const token = new URLSearchParams(loc.search).get("token");
+  if (token) params.set("token", token);
+  if (resume) {
+    params.set("since", String(resume.since));
+    params.set("epoch", String(resume.epoch));
+  }
+  const query = params.toString();
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/stream${query ? `?${query}` : ""}`;
+}
+
+/**
+ * Centres for each session's orchestrator: one session sits in the middle; several share the
+ * area in a grid whose cells are at least MIN_SESSION_GAP apart, so no two overlap.
+ */
+export function sessionAnchors(sessionIds, width, height) {
+  const anchors = new Map();
+  const n = sessionIds.length;
+  if (n === 0) return anchors;
+  const cols = Math.max(1, Math.ceil(Math.sqrt((n * width) / Math.max(1, height))));
+  const rows = Math.ceil(n / cols);
+  const cellW = Math.max(MIN_SESSION_GAP, width / cols);
+  const cellH = Math.max(MIN_SESSION_GAP, height / rows);
+  // Centre the grid even when the minimum gap makes it larger than the view.
+  const left = (width - cellW * cols) / 2;
+  const top = (height - cellH * rows) / 2;
+  sessionIds.forEach((id, i) => {
+    const row = Math.floor(i / cols);
+    // The last row may be short: centre it too.
+    const inRow = row === rows - 1 ? n - row * cols : cols;
+    const offset = ((cols - inRow) * cellW) / 2;
+    anchors.set(id, { x: left + offset + cellW * ((i % cols) + 0.5), y: top + cellH * (row + 0.5) });
+  });
+  return anchors;
+}
+
+export function formatAge(ms) {
+  const s = Math.max(0, Math.floor(ms / 1000));
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  return `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+export function truncate(text, max) {
+  const s = String(text ?? "");
+  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
+}
+
+/** The tooltip lines for a node, as plain strings (the page renders them as text). */
+export function describe(node, now) {
+  const lines = [node.agentId === MAIN ? `orchestrator${node.project ? ` · ${node.project}` : ""}` : node.agentType];
+  if (node.description) lines.push(truncate(node.description, 140));
+  lines.push(`model: ${node.model ?? "unknown"}${node.agentId === MAIN ? "" : ` (${node.family})`}`);
+  lines.push(`age: ${formatAge(now - node.spawnedAt)}`);
+  lines.push(`tool calls: ${node.toolCount}`);
+  if (node.costUsd != null) lines.push(`cost: $${node.costUsd.toFixed(node.costUsd < 1 ? 4 : 2)}`);
+  if (node.background) lines.push("background");
+  if (node.state === "waiting") lines.push("waiting for you (permission prompt)");
+  if (node.state === "done") lines.push(`finished: ${node.outcome}`);
+  lines.push(`id: ${node.agentId}`);
+  return lines;
+}
