@@ -1,0 +1,185 @@
+"""The contract between ingest (the only writer) and relay (a reader): Redis names and message shapes.
+
+ingest and relay never import each other; both read this module, and tests/test_contract.py pins it.
+Every value stored in Redis is plain JSON text, so `redis-cli` can read all of it.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import Any, Literal, NoReturn, NotRequired, TypedDict
+
+DEFAULT_PREFIX = "agentwatch"
+
+# The agent id of a session's own thread: Claude Code sends no agent_id there.
+MAIN_AGENT = "main"
+
+EVENT_TYPES = frozenset(
+    {
+        "session_start",
+        "session_end",
+        "prompt",
+        "agent_spawn",
+        "agent_done",
+        "tool_use",
+        "tool_done",
+        "tool_fail",
+        "skill_use",
+        "notification",
+    }
+)
+OUTCOMES = frozenset({"success", "failure", "partial", "unknown", "lost"})
+
+# Fields of the meta hash.
+META_SEQ = "seq"  # last seq handed out; INCR'd only inside ingest's commit script
+META_EPOCH = "epoch"  # random id set once; a new one means Redis lost its state and old seqs mean nothing
+# The one field of each stream entry; the entry id is "<seq>-0" so XRANGE can address seqs directly.
+LOG_FIELD = "envelope"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Every Redis name agentwatch uses, under one prefix so several teams can share a Redis."""
+
+    prefix: str = DEFAULT_PREFIX
+
+    @property
+    def channel(self) -> str:
+        """Pub/sub channel: one envelope per event (at-most-once; the log below fills gaps)."""
+        return f"{self.prefix}:events"
+
+    @property
+    def alive(self) -> str:
+        """Hash of the agents alive now: field "<session_id>/<agent_id>", value an AliveRecord."""
+        return f"{self.prefix}:alive"
+
+    @property
+    def meta(self) -> str:
+        """Hash with META_SEQ and META_EPOCH."""
+        return f"{self.prefix}:meta"
+
+    @property
+    def log(self) -> str:
+        """Stream capped at about N entries, one per envelope, for gap filling and resume."""
+        return f"{self.prefix}:log"
+
+    @property
+    def stats(self) -> str:
+        """Hash of counters: lines read, events published, rejected lines by reason."""
+        return f"{self.prefix}:stats"
+
+    def checkpoint(self, source: str) -> str:
+        """Hash of one ingest source: file identity, byte offset, and the normalizer state at that offset."""
+        return f"{self.prefix}:ingest:{source}"
+
+
+def alive_field(session_id: str, agent_id: str) -> str:
+    return f"{session_id}/{agent_id}"
+
+
+class Event(TypedDict):
+    """The `data` of an event envelope. Optional fields appear where the type needs them."""
+
+    type: str
+    ts: int
+    session_id: str
+    agent_id: str
+    tool: NotRequired[str]
+    tool_use_id: NotRequired[str | None]
+    parent_id: NotRequired[str | None]
+    agent_type: NotRequired[str]
+    model: NotRequired[str | None]
+    description: NotRequired[str | None]
+    outcome: NotRequired[str]
+    duration_ms: NotRequired[int | None]
+    tokens: NotRequired[int | None]
+    cost_usd: NotRequired[float | None]
+
+
+class AliveRecord(TypedDict):
+    session_id: str
+    agent_id: str
+    parent_id: str | None
+    agent_type: str
+    model: str | None
+    description: str | None
+    tool_use_id: str | None
+    spawned_at: int
+    last_seen: int
+    tool_count: int
+
+
+class EventMessage(TypedDict):
+    type: Literal["event"]
+    seq: int
+    epoch: str
+    data: Event
+
+
+class SnapshotMessage(TypedDict):
+    type: Literal["snapshot"]
+    seq: int
+    epoch: str
+    alive: list[dict[str, Any]]
+    reset: NotRequired[bool]
+
+
+class PingMessage(TypedDict):
+    type: Literal["ping"]
+    seq: int
+    epoch: str
+
+
+def envelope_prefix(seq: int, epoch: str) -> str:
+    """The envelope is built by string concatenation inside the commit script; this is its exact head."""
+    return f'{{"type":"event","seq":{seq},"epoch":"{epoch}","data":'
+
+
+# ---- connection settings both sides accept the same way
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
+
+
+def redis_url_problem(url: str) -> str | None:
+    """Why a Redis URL cannot work, in words for a one-line error; None when it looks usable."""
+    if not url.startswith(REDIS_SCHEMES):
+        return "expected redis://host:port/db, rediss:// (TLS) or unix:///path"
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(url)
+        _ = parts.port
+    except ValueError as exc:
+        return f"expected a valid URL ({exc})"
+    if not url.startswith("unix://") and not parts.hostname:
+        return "expected a host, e.g. redis://127.0.0.1:6379/0"
+    return None
+
+
+def prefix_problem(prefix: str) -> str | None:
+    if not prefix or len(prefix) > 64 or not set(prefix) <= PREFIX_CHARS:
+        return "expected 1 to 64 characters of letters, digits, '_', '-', '.', ':'"
+    return None
+
+
+def safe_url(url: str) -> str:
+    """The URL for logs and errors: a password never appears there."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable redis url>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse that answers a bad command line with one line (what was wrong, where to look), exit 2."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message}; see {self.prog} --help\n")

@@ -1,0 +1,90 @@
+"""python -m ingest: tail the events file into a real Redis until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from redis.asyncio import Redis
+
+from contract import DEFAULT_PREFIX, OneLineParser, prefix_problem, redis_url_problem, safe_url
+
+from .main import IngestError, check_redis, run
+from .pricing import PricingError
+from .settings import Settings, SettingsError, add_arguments, from_args
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def common_arguments(parser: OneLineParser, default_redis: str | None) -> None:
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("AGENTWATCH_REDIS_URL", default_redis),
+        help="Redis to write to (AGENTWATCH_REDIS_URL)",
+    )
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX),
+        help="prefix of every Redis name (AGENTWATCH_PREFIX; default %(default)s)",
+    )
+
+
+def check_common(redis_url: str | None, prefix: str) -> None:
+    if redis_url is not None and (problem := redis_url_problem(redis_url)):
+        raise SettingsError(f"--redis-url has value {safe_url(redis_url)!r}: {problem}")
+    if problem := prefix_problem(prefix):
+        raise SettingsError(f"--prefix has value {prefix!r}: {problem}")
+
+
+def parse(argv: Sequence[str] | None, prog: str = "agentwatch ingest") -> Settings:
+    parser = OneLineParser(prog=prog, description="Tail the Claude Code hook events file into Redis.")
+    common_arguments(parser, DEFAULT_REDIS_URL)
+    add_arguments(parser)
+    ns = parser.parse_args(argv)
+    check_common(ns.redis_url, ns.prefix)
+    return from_args(ns, ns.redis_url, ns.prefix)
+
+
+async def serve(settings: Settings) -> None:
+    assert settings.redis_url is not None
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    # SIGTERM (docker stop) and SIGINT (Ctrl+C) only ask to stop: the current batch is committed first.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
+    try:
+        await check_redis(redis, settings.redis_url, wait_s=5.0)
+        logging.getLogger("ingest").info(
+            "ingest: reading %s, writing to Redis %s under prefix %r (source %s)",
+            settings.events_file,
+            safe_url(settings.redis_url),
+            settings.prefix,
+            settings.source_name,
+        )
+        await run(settings, redis, stop)
+    finally:
+        await redis.aclose()
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "agentwatch ingest") -> int:
+    try:
+        settings = parse(argv, prog)
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    try:
+        asyncio.run(serve(settings))
+    except (IngestError, PricingError) as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m ingest"))

@@ -1,0 +1,137 @@
+"""One atomic Redis call per batch: events, alive set, seq, stream, publish and checkpoint move together.
+
+The checkpoint is compared-and-set on the previous position, so a crash leaves all or nothing applied
+and a second ingest on the same file cannot publish the same lines again. No file IO here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
+
+# KEYS: meta, alive, log, channel, checkpoint, stats
+# ARGV: expected pos token, epoch candidate, stream cap, then counted groups:
+#   checkpoint pairs, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
+COMMIT_LUA = f"""
+local unpack = unpack or table.unpack
+local cur = redis.call('HGET', KEYS[5], 'pos') or ''
+if cur ~= ARGV[1] then
+  return redis.error_reply('STALE ' .. cur)
+end
+local epoch = redis.call('HGET', KEYS[1], '{META_EPOCH}')
+local fresh = 0
+if not epoch then
+  -- Redis lost our state (restart without persistence, FLUSHALL): a new epoch voids every old seq.
+  epoch = ARGV[2]
+  fresh = 1
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[1], '{META_EPOCH}', epoch, '{META_SEQ}', 0)
+end
+local i = 4
+local function group(width, fn)
+  local n = tonumber(ARGV[i])
+  i = i + 1
+  local chunk = {{}}
+  for j = 0, n * width - 1 do
+    chunk[#chunk + 1] = ARGV[i + j]
+    if #chunk >= 512 then fn(chunk); chunk = {{}} end
+  end
+  if #chunk > 0 then fn(chunk) end
+  i = i + n * width
+end
+group(2, function(c) redis.call('HSET', KEYS[5], unpack(c)) end)
+group(2, function(c) redis.call('HSET', KEYS[2], unpack(c)) end)
+group(1, function(c) redis.call('HDEL', KEYS[2], unpack(c)) end)
+group(2, function(c)
+  for j = 1, #c, 2 do redis.call('HINCRBY', KEYS[6], c[j], c[j + 1]) end
+end)
+local n = tonumber(ARGV[i])
+i = i + 1
+local seq = redis.call('HINCRBY', KEYS[1], '{META_SEQ}', n) - n
+local head = '{{"type":"event","seq":'
+local mid = ',"epoch":"' .. epoch .. '","data":'
+for j = 0, n - 1 do
+  seq = seq + 1
+  local env = head .. seq .. mid .. ARGV[i + j] .. '}}'
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', '{LOG_FIELD}', env)
+  redis.call('PUBLISH', KEYS[4], env)
+end
+return {{seq, epoch, fresh}}
+"""
+
+
+class Stale(Exception):
+    """Someone else moved the checkpoint (another ingest, or Redis lost it): reload before going on."""
+
+    def __init__(self, current: str) -> None:
+        super().__init__(f"checkpoint moved: expected our last position, found {current or 'none'}")
+        self.current = current
+
+
+@dataclass(frozen=True)
+class Committed:
+    seq: int
+    epoch: str
+    fresh_epoch: bool
+
+
+class Committer:
+    def __init__(self, redis: Redis, keys: Keys, source: str, stream_cap: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.source = source
+        self.stream_cap = stream_cap
+        self._script = redis.register_script(COMMIT_LUA)
+
+    async def load(self) -> dict[str, str]:
+        raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(self.keys.checkpoint(self.source))
+        return {_text(k): _text(v) for k, v in raw.items()}
+
+    async def alive_records(self) -> list[str]:
+        values: list[bytes | str] = await self.redis.hvals(self.keys.alive)
+        return [_text(v) for v in values]
+
+    async def commit(
+        self,
+        expected: str,
+        epoch_candidate: str,
+        checkpoint: Mapping[str, str],
+        events: Sequence[str],
+        alive_set: Mapping[str, str],
+        alive_del: Sequence[str],
+        stats: Mapping[str, int],
+    ) -> Committed:
+        args: list[Any] = [expected, epoch_candidate, self.stream_cap]
+        args.append(len(checkpoint))
+        for k, v in checkpoint.items():
+            args += (k, v)
+        args.append(len(alive_set))
+        for k, v in alive_set.items():
+            args += (k, v)
+        args.append(len(alive_del))
+        args += alive_del
+        args.append(len(stats))
+        for k, n in stats.items():
+            args += (k, n)
+        args.append(len(events))
+        args += events
+        k = self.keys
+        keys = [k.meta, k.alive, k.log, k.channel, k.checkpoint(self.source), k.stats]
+        try:
+            seq, epoch, fresh = await self._script(keys=keys, args=args)
+        except ResponseError as exc:
+            message = str(exc)
+            if message.startswith("STALE"):
+                raise Stale(message[6:].strip()) from None
+            raise
+        return Committed(int(seq), _text(epoch), bool(fresh))
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,108 @@
+"""Ingest settings: a flag, else its environment variable, else the default."""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from contract import DEFAULT_PREFIX
+
+DEFAULT_EVENTS_FILE = "~/.claude/agentwatch/events.jsonl"  # the hook's default too
+
+
+class SettingsError(ValueError):
+    """A bad flag or environment value; the message names it and says what was expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    events_file: Path
+    redis_url: str | None = None  # None: only meaningful for `agentwatch up` (embedded Redis)
+    prefix: str = DEFAULT_PREFIX
+    start_at: str = "end"  # where a first run (no checkpoint) starts: "end" is live, "start" reads history
+    source: str = ""  # checkpoint name; derived from the file path when empty
+    stream_cap: int = 10_000
+    max_line_bytes: int = 1 << 20
+    batch_lines: int = 2000
+    idle_timeout_s: float = 1800.0
+    poll_interval_s: float = 1.0
+    watch_step_ms: int = 5
+    pricing_file: Path | None = None
+    redact_patterns_file: Path | None = None
+
+    @property
+    def source_name(self) -> str:
+        if self.source:
+            return self.source
+        digest = hashlib.sha256(str(self.events_file).encode()).hexdigest()[:12]
+        return f"{self.events_file.name}-{digest}"
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:
+    group = parser.add_argument_group("ingest")
+    group.add_argument(
+        "--events-file",
+        default=env.get("AGENTWATCH_EVENTS_FILE", DEFAULT_EVENTS_FILE),
+        help="JSONL file the hook appends to (AGENTWATCH_EVENTS_FILE; default %(default)s)",
+    )
+    group.add_argument(
+        "--from",
+        dest="start_at",
+        default=env.get("AGENTWATCH_FROM", "end"),
+        help="first run without a checkpoint: 'end' follows new lines only, 'start' reads the history too",
+    )
+    group.add_argument("--source", default=env.get("AGENTWATCH_SOURCE", ""), help="checkpoint name for this file")
+    group.add_argument("--stream-cap", default=env.get("AGENTWATCH_STREAM_CAP", "10000"), help="entries kept in the log stream")
+    group.add_argument(
+        "--idle-timeout",
+        default=env.get("AGENTWATCH_IDLE_TIMEOUT", "1800"),
+        help="seconds without activity before an agent is ended as lost (AGENTWATCH_IDLE_TIMEOUT)",
+    )
+    group.add_argument("--max-line-bytes", default=env.get("AGENTWATCH_MAX_LINE_BYTES_INGEST", str(1 << 20)))
+    group.add_argument("--pricing", default=env.get("AGENTWATCH_PRICING", ""), help="JSON pricing table replacing the bundled one")
+    group.add_argument("--poll-interval", default=env.get("AGENTWATCH_POLL_INTERVAL", "1.0"), help="safety poll, seconds")
+
+
+def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Settings:
+    if ns.start_at not in ("start", "end"):
+        raise SettingsError(f"--from has value {ns.start_at!r}: expected 'start' or 'end'")
+    events_file = Path(os.path.expanduser(ns.events_file))
+    if not ns.events_file or events_file.is_dir():
+        raise SettingsError(f"--events-file has value {ns.events_file!r}: expected a file path, not a directory")
+    pricing = Path(os.path.expanduser(ns.pricing)) if ns.pricing else None
+    return Settings(
+        events_file=events_file.absolute(),
+        redis_url=redis_url,
+        prefix=prefix,
+        start_at=ns.start_at,
+        source=ns.source,
+        stream_cap=_int("--stream-cap", ns.stream_cap, 100),
+        max_line_bytes=_int("--max-line-bytes", ns.max_line_bytes, 1024),
+        idle_timeout_s=_float("--idle-timeout", ns.idle_timeout, 1.0),
+        poll_interval_s=_float("--poll-interval", ns.poll_interval, 0.05),
+        pricing_file=pricing,
+    )
+
+
+def _int(flag: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise SettingsError(f"{flag} has value {value!r}: expected an integer >= {minimum}") from None
+    if number < minimum:
+        raise SettingsError(f"{flag} has value {value!r}: expected an integer >= {minimum}")
+    return number
+
+
+def _float(flag: str, value: str, minimum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}") from None
+    if not number >= minimum:
+        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
+    return number
