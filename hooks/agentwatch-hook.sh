@@ -1,0 +1,247 @@
+#!/bin/sh
+# shellcheck shell=sh
+#
+# agentwatch hook for Claude Code, registered for every event.
+#
+# Reads the hook payload (one JSON object) on stdin, stamps it with "_received_at" (integer milliseconds
+# since the epoch) and appends it as ONE line, in ONE write(), to the events file. It never prints, never
+# blocks Claude Code and always exits 0.
+#
+#   AGENTWATCH_EVENTS_FILE     where to append (default: $HOME/.claude/agentwatch/events.jsonl)
+#   AGENTWATCH_MAX_LINE_BYTES  longest line written, newline included (default: 65536); a bigger payload
+#                              is replaced by a short line keeping its identifying fields and "_truncated"
+#   AGENTWATCH_BYPASS=1        do nothing
+#   AGENTWATCH_DEBUG=1         report problems on stderr (silent otherwise)
+#
+# Why one write(): parallel hooks append to the same file with O_APPEND, and a line split over two write()
+# calls can interleave with another hook's line. Measured with strace -f -e trace=write:
+#   - builtin printf '%s' "$line" (newline inside the argument) is one write() up to 4096 bytes under dash,
+#     bash and busybox sh (bash and busybox print through stdio with a 4 KiB buffer and split above it;
+#     dash's printf '%s\n' would write the newline separately, hence the newline in the argument);
+#   - above that the line is piped into dd with obs > line length: dd gathers its partial reads from the
+#     pipe into the output block and writes it once at end of input (POSIX dd aggregates into obs-sized
+#     blocks when ibs != obs; GNU, busybox and BSD dd do).
+
+set -u
+
+# Lines up to this size (newline included) are written by the builtin printf; see above.
+BUILTIN_WRITE_MAX=4096
+DEFAULT_MAX_LINE_BYTES=65536
+# Longest string value kept on a truncated line; a longer one is dropped, never cut.
+TRUNCATED_VALUE_MAX=1024
+
+NL='
+'
+
+say() {
+    printf 'agentwatch-hook: %s\n' "$1" >&2
+}
+
+# Sets _ts to integer milliseconds from "<seconds>.<fraction>" ($1); fails unless it has that shape
+# with at least three fraction digits.
+ms_from() {
+    case $1 in
+        *.*) ;;
+        *) return 1 ;;
+    esac
+    _s=${1%%.*}
+    _f=${1#*.}
+    case $_s in
+        '' | *[!0-9]*) return 1 ;;
+    esac
+    case $_f in
+        [0-9][0-9][0-9]*) ;;
+        *) return 1 ;;
+    esac
+    _f3=${_f#???}
+    _ts=$_s${_f%"$_f3"}
+}
+
+# Sets _ts. Bash 5 and busybox sh have a microsecond clock in $EPOCHREALTIME, which saves running date;
+# it is trusted only if it moved while stdin was read ($1 then, $2 now): in other shells an
+# EPOCHREALTIME inherited from the environment would be a frozen value.
+stamp() {
+    if [ -n "$1" ] && [ "$1" != "$2" ] && ms_from "$1"; then
+        return 0
+    fi
+    # GNU and busybox date know %N; BSD date (macOS) does not and prints "3N" or "%3N" instead: then
+    # whole seconds it is.
+    _d=$(date +%s.%3N 2>/dev/null) || _d=
+    if ms_from "$_d"; then
+        return 0
+    fi
+    _s=${_d%%[!0-9]*}
+    if [ -n "$_s" ]; then
+        _ts=${_s}000
+    else
+        say "date gave no usable time: '$_d'"
+        _ts=0
+    fi
+}
+
+# Prints (no newline) the line standing for an oversized payload read on stdin: _received_at, the
+# identifying fields found as top-level JSON strings (and, for the Agent/Task tool, tool_input's
+# subagent_type, model, description), _truncated and _original_bytes, within $_max bytes with newline.
+# The scan never parses a value: escapes are masked with same-length "__", so the text splits on its
+# real quotes into structure (odd parts, which carry the nesting depth) and string bodies (even parts).
+shrink() {
+    awk -v ts="$_ts" -v orig="$1" -v max="$_max" -v vmax="$TRUNCATED_VALUE_MAX" '
+    function keep(k, v,   c) {
+        if (k in got || length(v) > vmax) return
+        c = v
+        gsub(/\\(["\\\/bfnrt]|u[0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f][0-9A-Fa-f])/, "", c)
+        if (c ~ /[\\"]/ || c ~ /[\001-\037]/) return
+        got[k] = v
+    }
+    function add(k, name,   f) {
+        if (!(k in got)) return
+        f = "\"" name "\":\"" got[k] "\""
+        if (length(out) + 1 + length(f) + length(tail) + 1 <= max) out = out "," f
+    }
+    { s = s $0 }
+    END {
+        t = s
+        gsub(/\\./, "__", t)
+        n = split(t, p, "\"")
+        depth = 0; at = 1; top = ""
+        for (i = 1; i <= n; i++) {
+            if (i % 2) {
+                o = p[i]
+                depth += gsub(/[[{]/, "", o)
+                depth -= gsub(/[]}]/, "", o)
+            } else if (i + 1 <= n && p[i + 1] ~ /^[ \t]*:/) {
+                if (depth == 1) top = p[i]
+                if (i + 2 <= n && p[i + 1] ~ /^[ \t]*:[ \t]*$/) {
+                    v = substr(s, at + length(p[i]) + length(p[i + 1]) + 2, length(p[i + 2]))
+                    if (depth == 1) keep(p[i], v)
+                    else if (depth == 2 && top == "tool_input") keep("tool_input." p[i], v)
+                }
+            }
+            at += length(p[i]) + 1
+        }
+        tail = ",\"_truncated\":true,\"_original_bytes\":" orig "}"
+        out = "{\"_received_at\":" ts
+        add("hook_event_name", "hook_event_name")
+        add("session_id", "session_id")
+        add("agent_id", "agent_id")
+        add("agent_type", "agent_type")
+        add("tool_name", "tool_name")
+        add("tool_use_id", "tool_use_id")
+        if (got["tool_name"] == "Agent" || got["tool_name"] == "Task") {
+            head = out
+            out = ""
+            add("tool_input.subagent_type", "subagent_type")
+            add("tool_input.model", "model")
+            add("tool_input.description", "description")
+            inner = substr(out, 2)
+            out = head
+            f = "\"tool_input\":{" inner "}"
+            if (inner != "" && length(out) + 1 + length(f) + length(tail) + 1 <= max) out = out "," f
+        }
+        printf "%s%s", out, tail
+    }'
+}
+
+# Appends $_line (newline included) to $_file with one write().
+append() {
+    case $_file in
+        */*) _dir=${_file%/*} ;;
+        *) _dir=. ;;
+    esac
+    if [ -n "$_dir" ] && [ ! -d "$_dir" ]; then
+        mkdir -p "$_dir" || {
+            say "cannot create $_dir"
+            return 0
+        }
+    fi
+    if [ "${#_line}" -le "$BUILTIN_WRITE_MAX" ]; then
+        printf '%s' "$_line" >>"$_file" || say "cannot append to $_file"
+    else
+        # ibs must differ from obs, or dd copies each (partial) read as it comes.
+        printf '%s' "$_line" | dd ibs=4096 obs=$((${#_line} + 1)) 2>/dev/null >>"$_file" ||
+            say "cannot append to $_file"
+    fi
+}
+
+main() {
+    if [ "${AGENTWATCH_BYPASS:-}" = 1 ]; then
+        return 0
+    fi
+    _file=${AGENTWATCH_EVENTS_FILE:-}
+    if [ -z "$_file" ]; then
+        if [ -z "${HOME:-}" ]; then
+            say "neither AGENTWATCH_EVENTS_FILE nor HOME is set; nothing written"
+            return 0
+        fi
+        _file=$HOME/.claude/agentwatch/events.jsonl
+    fi
+    _max=${AGENTWATCH_MAX_LINE_BYTES:-$DEFAULT_MAX_LINE_BYTES}
+    case $_max in
+        '' | *[!0-9]* | 0*)
+            say "AGENTWATCH_MAX_LINE_BYTES has value '$_max'; not a positive integer, using $DEFAULT_MAX_LINE_BYTES"
+            _max=$DEFAULT_MAX_LINE_BYTES
+            ;;
+    esac
+
+    # shellcheck disable=SC3028 # EPOCHREALTIME is bash/busybox only; stamp() checks that it is live.
+    _t0=${EPOCHREALTIME:-}
+    # Raw CR/LF cannot occur inside JSON strings, so deleting them is safe and makes one line; NUL
+    # cannot be held in a shell variable at all.
+    _payload=$(tr -d '\r\n\000')
+    # shellcheck disable=SC3028
+    stamp "$_t0" "${EPOCHREALTIME:-}"
+
+    case $_payload in
+        '{'*'}') ;;
+        *)
+            say "stdin is not a JSON object; nothing written"
+            return 0
+            ;;
+    esac
+    _rest=${_payload#?}
+    _sep=,
+    case $_rest in
+        '}') _sep= ;;
+        [[:space:]]*)
+            _r=$_rest
+            while :; do
+                case $_r in
+                    [[:space:]]*) _r=${_r#?} ;;
+                    *) break ;;
+                esac
+            done
+            if [ "$_r" = '}' ]; then
+                _sep=
+            fi
+            ;;
+    esac
+
+    # {"_received_at":  is 16 bytes; the payload loses its "{" and the line gains a newline.
+    if [ $((${#_payload} + 16 + ${#_ts} + ${#_sep})) -le "$_max" ]; then
+        _line="{\"_received_at\":$_ts$_sep$_rest$NL"
+    else
+        _line=$(printf '%s' "$_payload" | shrink "${#_payload}")
+        case $_line in
+            '{"_received_at":'*'}') ;;
+            *)
+                say "could not shorten an oversized payload; writing the bare marker"
+                _line="{\"_received_at\":$_ts,\"_truncated\":true,\"_original_bytes\":${#_payload}}"
+                ;;
+        esac
+        _line=$_line$NL
+    fi
+    append
+}
+
+# Byte lengths and byte-wise patterns, whatever the user's locale.
+LC_ALL=C
+export LC_ALL
+# Nothing on stdout ever (Claude Code reads it); stderr only when debugging.
+exec >/dev/null
+if [ "${AGENTWATCH_DEBUG:-}" != 1 ]; then
+    exec 2>/dev/null
+fi
+# Exit 0 whatever happens, even if the shell itself stops on an error: exit 2 would block Claude Code.
+trap 'exit 0' EXIT
+
+main "$@"
