@@ -78,6 +78,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "agentwatch ingest") -> 
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
     try:
         asyncio.run(serve(settings))
     except (IngestError, PricingError) as exc:

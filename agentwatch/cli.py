@@ -1,0 +1,158 @@
+"""The `agentwatch` command: composes ingest and relay, which never import each other.
+
+  agentwatch up [--demo]   ingest + relay in one process; an embedded Redis unless --redis-url is given
+  agentwatch ingest        the ingest alone, against a real Redis (same as python -m ingest)
+  agentwatch relay         the relay alone, against a real Redis (same as python -m relay)
+  agentwatch hooks ...     install, uninstall or print the Claude Code hook entries
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+
+import ingest.__main__ as ingest_cli
+import relay.__main__ as relay_cli
+from contract import DEFAULT_PREFIX, OneLineParser, safe_url
+from ingest import Settings as IngestSettings
+from ingest import run as run_ingest
+from ingest.main import IngestError, check_redis
+from ingest.pricing import PricingError
+from ingest.settings import SettingsError as IngestSettingsError
+from ingest.settings import add_arguments as ingest_arguments
+from ingest.settings import from_args as ingest_from_args
+from relay import Settings as RelaySettings
+from relay import create_app
+from relay.settings import SettingsError as RelaySettingsError
+from relay.settings import add_arguments as relay_arguments
+from relay.settings import from_args as relay_from_args
+
+from . import demo
+
+log = logging.getLogger("agentwatch")
+USAGE = __doc__ or ""
+
+
+def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, bool]:
+    parser = OneLineParser(prog="agentwatch up", description="Run ingest and relay in one process.")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("AGENTWATCH_REDIS_URL"),
+        help="a real Redis (AGENTWATCH_REDIS_URL); without it an embedded in-process Redis is used",
+    )
+    parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
+    parser.add_argument("--demo", action="store_true", help="play a sample session into the events file")
+    ingest_arguments(parser)
+    relay_arguments(parser)
+    ns = parser.parse_args(argv)
+    ingest_cli.check_common(ns.redis_url, ns.prefix)
+    return (
+        ingest_from_args(ns, ns.redis_url, ns.prefix),
+        relay_from_args(ns, ns.redis_url, ns.prefix),
+        ns.demo,
+    )
+
+
+def embedded_clients() -> tuple[Redis, Redis]:
+    """Two clients (the relay's pub/sub needs its own connection) on one in-process fakeredis server."""
+    import fakeredis
+
+    server = fakeredis.FakeServer()
+    return fakeredis.FakeAsyncRedis(server=server), fakeredis.FakeAsyncRedis(server=server)
+
+
+@contextlib.contextmanager
+def stop_on_signals(stop: asyncio.Event, on_stop: Any) -> Iterator[None]:
+    """SIGINT/SIGTERM only ask to stop; the work winds down in normal code (uvicorn's style)."""
+    loop = asyncio.get_running_loop()
+
+    def handler(signum: int, frame: object) -> None:
+        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(on_stop)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, with_demo: bool) -> None:
+    sock = relay_cli.bind_socket(relay_settings)
+    if ingest_settings.redis_url:
+        ingest_redis: Redis = Redis.from_url(ingest_settings.redis_url, socket_connect_timeout=5)
+        relay_redis: Redis = Redis.from_url(ingest_settings.redis_url, socket_connect_timeout=5)
+        where = f"Redis {safe_url(ingest_settings.redis_url)}"
+        await check_redis(ingest_redis, ingest_settings.redis_url, wait_s=5.0)
+    else:
+        ingest_redis, relay_redis = embedded_clients()
+        where = "an embedded in-process Redis (nothing persists; pass --redis-url for a real one)"
+    try:
+        ingest_settings.events_file.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        folder = ingest_settings.events_file.parent
+        raise IngestError(f"cannot create the events folder {folder} ({exc.strerror}); pick another --events-file") from None
+    server = relay_cli.server(create_app(relay_settings, redis=relay_redis), relay_settings)
+    stop = asyncio.Event()
+    url = f"http://{relay_settings.host}:{relay_settings.port}/"
+    print(f"agentwatch: reading {ingest_settings.events_file}, state in {where}", file=sys.stderr)
+    print(f"agentwatch: open {url}  (WebSocket at ws://{relay_settings.host}:{relay_settings.port}/stream)", file=sys.stderr)
+
+    def stop_server() -> None:
+        server.should_exit = True
+
+    with stop_on_signals(stop, stop_server):
+        tasks = [asyncio.create_task(run_ingest(ingest_settings, ingest_redis, stop), name="ingest")]
+        if with_demo:
+            print(f"agentwatch: --demo is writing a sample session into {ingest_settings.events_file}", file=sys.stderr)
+            tasks.append(asyncio.create_task(demo.play(ingest_settings.events_file, stop), name="demo"))
+        try:
+            await server.serve(sockets=[sock])
+        finally:
+            stop.set()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+            await ingest_redis.aclose()
+            await relay_redis.aclose()
+    for result in results:
+        if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
+            raise result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    command, rest = (args[0], args[1:]) if args else ("", [])
+    if command == "ingest":
+        return ingest_cli.main(rest)
+    if command == "relay":
+        return relay_cli.main(rest)
+    if command == "hooks":
+        from . import hooks
+
+        return hooks.main(rest)
+    if command in ("", "-h", "--help"):
+        print(USAGE.strip(), file=sys.stdout if command else sys.stderr)
+        return 0 if command else 2
+    if command != "up":
+        print(f"agentwatch: unknown command {command!r}; expected up, ingest, relay or hooks", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
+    try:
+        settings = parse_up(rest)
+        asyncio.run(up(*settings))
+    except (IngestSettingsError, RelaySettingsError) as exc:
+        print(f"agentwatch up: {exc}", file=sys.stderr)
+        return 2
+    except (IngestError, PricingError) as exc:
+        print(f"agentwatch up: {exc}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,99 @@
+"""python -m relay: serve the page and /stream from a real Redis until SIGINT/SIGTERM."""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Sequence
+
+import uvicorn
+from starlette.applications import Starlette
+
+from contract import DEFAULT_PREFIX, OneLineParser, prefix_problem, redis_url_problem, safe_url
+
+from .app import create_app
+from .settings import Settings, SettingsError, add_arguments, from_args
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+log = logging.getLogger("relay")
+
+
+def parse(argv: Sequence[str] | None, prog: str = "agentwatch relay") -> Settings:
+    parser = OneLineParser(prog=prog, description="Serve the agentwatch page and its WebSocket from Redis.")
+    parser.add_argument("--redis-url", default=os.environ.get("AGENTWATCH_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
+    add_arguments(parser)
+    ns = parser.parse_args(argv)
+    if problem := redis_url_problem(ns.redis_url):
+        raise SettingsError(f"--redis-url has value {safe_url(ns.redis_url)!r}: {problem}")
+    if problem := prefix_problem(ns.prefix):
+        raise SettingsError(f"--prefix has value {ns.prefix!r}: {problem}")
+    return from_args(ns, ns.redis_url, ns.prefix)
+
+
+def bind_socket(settings: Settings) -> socket.socket:
+    """Bind before serving so a port in use is one clear line, not a traceback."""
+    family = socket.AF_INET6 if ":" in settings.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise SettingsError(
+                f"--bind {settings.host}:{settings.port} is already in use; stop what holds it or pick another port"
+            ) from None
+        raise SettingsError(f"--bind {settings.host}:{settings.port} cannot be used: {exc.strerror}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def server(app: Starlette, settings: Settings) -> uvicorn.Server:
+    config = uvicorn.Config(
+        app,
+        ws="wsproto",
+        ws_max_size=settings.max_frame_bytes,  # inbound frames; bigger ones are closed with 1009 unbuffered
+        ws_per_message_deflate=False,  # no compression: cheaper per viewer, and no decompression bombs
+        ws_ping_interval=20.0,
+        ws_ping_timeout=20.0,
+        timeout_graceful_shutdown=int(settings.graceful_timeout_s),
+        log_level="warning",
+        lifespan="on",
+    )
+    return uvicorn.Server(config)
+
+
+def main(argv: Sequence[str] | None = None, prog: str = "agentwatch relay") -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
+    try:
+        settings = parse(argv, prog)
+        sock = bind_socket(settings)
+    except SettingsError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 2
+    assert settings.redis_url is not None
+    if settings.insecure and not settings.loopback and not settings.token:
+        log.warning("serving %s without a token (--insecure): anyone who can reach it can watch", settings.host)
+    log.info(
+        "relay: serving http://%s:%d/ from Redis %s under prefix %r",
+        settings.host,
+        settings.port,
+        safe_url(settings.redis_url),
+        settings.prefix,
+    )
+    # uvicorn restores the previous handlers and re-raises the signal it caught: make that a no-op so a
+    # graceful SIGTERM/SIGINT shutdown exits 0 instead of dying by the signal after the fact.
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: None)
+    server(create_app(settings), settings).run(sockets=[sock])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(prog="python -m relay"))

@@ -1,0 +1,255 @@
+"""create_app(settings): the page, the /stream WebSocket, /health and /ready. Stateless: Redis holds the state."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+from collections.abc import AsyncIterator
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypedDict
+from urllib.parse import urlsplit
+
+from redis.asyncio import Redis
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from contract import Keys
+
+from .hub import RESET, Hub, Viewer
+from .settings import Settings
+
+log = logging.getLogger("relay")
+
+# Close codes a viewer can see (besides 1001 going away, 1009 frame too big, 1012 relay restarting).
+CLOSE_POLICY = 1008  # flood of frames from a viewer that should only listen
+CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) for a resume or a fresh snapshot
+MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
+STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
+PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>agentwatch</title>
+<body style="background:#0f172a;color:#e2e8f0;font-family:system-ui">
+<h1>agentwatch relay</h1><p>The live graph page is not installed here. Events stream at <code>/stream</code>.</p>
+"""
+
+
+class State(TypedDict):
+    hub: Hub
+    redis: Redis
+    settings: Settings
+
+
+def web_file(name: str) -> Path | None:
+    """A file of the bundled web page (or of its pinned d3), when it exists."""
+    try:
+        path = Path(str(resources.files("web").joinpath(name)))
+    except ModuleNotFoundError:
+        return None
+    return path if path.is_file() else None
+
+
+def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
+    """The relay app. Pass `redis` to share a client (the embedded mode); else one is made from settings."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[State]:
+        own = redis is None
+        client = redis if redis is not None else Redis.from_url(settings.redis_url or "", socket_connect_timeout=5)
+        hub = Hub(client, Keys(settings.prefix), settings.sync_interval_s)
+        task = asyncio.create_task(hub.run(), name="relay-hub")
+        try:
+            yield {"hub": hub, "redis": client, "settings": settings}
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            if own:
+                await client.aclose()
+
+    routes = [
+        Route("/", page),
+        Route("/static/{name}", static),
+        Route("/vendor/d3.js", d3),
+        Route("/health", health),
+        Route("/ready", ready),
+        Route("/stats", stats),
+        WebSocketRoute("/stream", stream),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+async def page(request: Request) -> Response:
+    index = web_file("index.html")
+    if index is None:
+        return HTMLResponse(PLACEHOLDER)
+    return FileResponse(index, media_type="text/html", headers={"Cache-Control": "no-cache"})
+
+
+async def static(request: Request) -> Response:
+    name = request.path_params["name"]
+    kind = STATIC_TYPES.get(Path(name).suffix)
+    path = web_file(name) if kind and "/" not in name and not name.startswith(".") else None
+    if path is None:
+        return PlainTextResponse("not found", status_code=404)
+    return FileResponse(path, media_type=kind, headers={"Cache-Control": "no-cache"})
+
+
+async def d3(request: Request) -> Response:
+    path = web_file("node_modules/d3/dist/d3.min.js")
+    if path is None:
+        return PlainTextResponse("d3 is not installed: run `make up` (it runs npm ci in web/)", status_code=404)
+    return FileResponse(path, media_type="text/javascript")
+
+
+async def health(request: Request) -> Response:
+    return PlainTextResponse("agentwatch alive")
+
+
+async def ready(request: Request) -> Response:
+    hub: Hub = request.state.hub
+    try:
+        async with asyncio.timeout(1.0):
+            await request.state.redis.ping()
+    except Exception as exc:  # any failure to answer means not ready; say why
+        return PlainTextResponse(f"Redis is not answering: {type(exc).__name__}", status_code=503)
+    if not hub.ready.is_set():
+        return PlainTextResponse("subscribing to Redis", status_code=503)
+    return PlainTextResponse("ready")
+
+
+async def stats(request: Request) -> Response:
+    hub: Hub = request.state.hub
+    return JSONResponse(
+        {
+            **hub.stats,
+            "viewers": len(hub.viewers),
+            "queued": sum(v.queue.qsize() for v in hub.viewers),
+            "seq": hub.last_seq,
+            "epoch": hub.epoch,
+            "tasks": len(asyncio.all_tasks()),
+        }
+    )
+
+
+def origin_allowed(ws: WebSocket, allowed: tuple[str, ...]) -> bool:
+    """Cross-site WebSocket hijacking: a browser always sends Origin; tools (curl, scripts) send none."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    if urlsplit(origin).netloc == ws.headers.get("host"):
+        return True
+    return origin.rstrip("/") in allowed
+
+
+def token_presented(ws: WebSocket) -> str:
+    auth = ws.headers.get("authorization", "")
+    if auth.lower().startswith("bearer "):
+        return auth[7:].strip()
+    return ws.query_params.get("token", "")
+
+
+async def stream(ws: WebSocket) -> None:
+    settings: Settings = ws.state.settings
+    hub: Hub = ws.state.hub
+    # Refused before accept: the client sees HTTP 403 and never a byte of the stream.
+    if not origin_allowed(ws, settings.allowed_origins):
+        await ws.close(code=CLOSE_POLICY)
+        return
+    if settings.token and not hmac.compare_digest(token_presented(ws).encode(), settings.token.encode()):
+        await ws.close(code=CLOSE_POLICY)
+        return
+    since, epoch = _resume_point(ws)
+    await ws.accept()
+    viewer = Viewer(settings.queue_size)
+    try:
+        await hub.ready.wait()
+        hub.add(viewer)
+        writer = asyncio.create_task(_write(ws, hub, viewer, settings, since, epoch))
+        reader = asyncio.create_task(_read(ws))
+        done, pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        for task in pending:
+            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
+                await task
+        for task in done:
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
+                code, reason = task.result()
+                if code:
+                    await ws.close(code=code, reason=reason)
+    finally:
+        hub.remove(viewer)
+
+
+def _resume_point(ws: WebSocket) -> tuple[int | None, str | None]:
+    since, epoch = ws.query_params.get("since"), ws.query_params.get("epoch")
+    if since is None or epoch is None or not since.isdigit() or len(since) > 18 or not 0 < len(epoch) <= 64:
+        return None, None  # no resume asked, or a malformed one: a fresh snapshot serves either way
+    return int(since), epoch
+
+
+async def _write(
+    ws: WebSocket, hub: Hub, viewer: Viewer, settings: Settings, since: int | None, epoch: str | None
+) -> tuple[int, str]:
+    """Snapshot (or replay), then every event in seq order; returns the close code and reason."""
+
+    async def send(text: str) -> None:
+        async with asyncio.timeout(settings.send_timeout_s):
+            await ws.send_text(text)
+
+    async def snapshot(reset: bool) -> tuple[int, str]:
+        snap = await hub.snapshot()
+        await send(snap.message(reset=reset))
+        return snap.seq, snap.epoch
+
+    replayed = await hub.replay(since, epoch, settings.replay_limit) if since is not None and epoch else None
+    if replayed is None:
+        last, epoch = await snapshot(reset=since is not None)
+    else:
+        last = since or 0
+        for seq, text in replayed:
+            await send(text)
+            last = seq
+    ping_every = settings.ping_interval_s
+    try:
+        while True:
+            if viewer.fell_behind.is_set():
+                return CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
+            try:
+                async with asyncio.timeout(ping_every):
+                    item = await viewer.queue.get()
+            except TimeoutError:
+                await send(f'{{"type":"ping","seq":{last},"epoch":"{epoch}"}}')
+                continue
+            if item == RESET:
+                last, epoch = await snapshot(reset=True)
+                continue
+            seq, text = item
+            if seq <= last:
+                continue
+            if seq != last + 1:
+                last, epoch = await snapshot(reset=True)  # cannot happen while the hub keeps order; never a hole
+                continue
+            await send(text)
+            last = seq
+    except TimeoutError:
+        return CLOSE_SLOW, "not reading: send timed out; reconnect for a fresh snapshot"
+
+
+async def _read(ws: WebSocket) -> tuple[int, str]:
+    """Viewers only listen: drain what they send and close the ones that flood."""
+    window, count = asyncio.get_running_loop().time(), 0
+    while True:
+        message: dict[str, Any] = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return 0, ""
+        now = asyncio.get_running_loop().time()
+        if now - window > 1.0:
+            window, count = now, 0
+        count += 1
+        if count > MAX_FRAMES_PER_SECOND:
+            return CLOSE_POLICY, "too many frames: viewers only listen"

@@ -1,0 +1,233 @@
+"""One Redis subscription per relay process, fanned out to one bounded queue per viewer.
+
+Redis pub/sub is at-most-once, so every envelope carries seq and epoch: the hub forwards seqs in order,
+fills a gap from the log stream, and when it cannot (trimmed, or Redis lost its state) it tells every
+viewer to take a fresh snapshot. It is never silent about a loss.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import random
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
+
+log = logging.getLogger("relay.hub")
+
+REDIS_ERRORS = (RedisError, OSError)  # connection loss, and keys someone broke by hand
+MAX_CHANNEL_MESSAGE = 1 << 20  # our envelopes are small; anything this big was not published by ingest
+
+# Snapshot and seq read in one call, so the snapshot is exactly the state at seq.
+SNAPSHOT_LUA = f"""
+return {{redis.call('HGET', KEYS[1], '{META_SEQ}'), redis.call('HGET', KEYS[1], '{META_EPOCH}'),
+        redis.call('HVALS', KEYS[2])}}
+"""
+# Current seq/epoch and the log entries after `since`, in one call, so "nothing missing" can be checked.
+REPLAY_LUA = f"""
+local seq = tonumber(redis.call('HGET', KEYS[1], '{META_SEQ}') or '0')
+local epoch = redis.call('HGET', KEYS[1], '{META_EPOCH}') or ''
+local since = tonumber(ARGV[1])
+if seq - since > tonumber(ARGV[2]) or since > seq then return {{seq, epoch, {{}}}} end
+return {{seq, epoch, redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}}
+"""
+
+RESET = "reset"  # queue marker: take a fresh snapshot (the hub could not fill a gap, or the epoch changed)
+
+
+class SlowViewer(Exception):
+    pass
+
+
+@dataclass(eq=False)
+class Viewer:
+    queue_size: int
+    queue: asyncio.Queue[tuple[int, str] | str] = field(init=False)
+    fell_behind: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.queue_size)
+
+    def offer(self, item: tuple[int, str] | str) -> None:
+        if self.fell_behind.is_set():
+            return
+        try:
+            self.queue.put_nowait(item)
+        except asyncio.QueueFull:
+            self.fell_behind.set()  # the writer closes it; the viewer reconnects for a fresh snapshot
+
+
+@dataclass
+class Snapshot:
+    seq: int
+    epoch: str
+    alive: list[dict[str, Any]]
+
+    def message(self, reset: bool = False) -> str:
+        body: dict[str, Any] = {"type": "snapshot", "seq": self.seq, "epoch": self.epoch, "alive": self.alive}
+        if reset:
+            body["reset"] = True
+        return json.dumps(body, separators=(",", ":"))
+
+
+class Hub:
+    def __init__(self, redis: Redis, keys: Keys, sync_interval_s: float = 1.0) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.sync_interval_s = sync_interval_s
+        self.viewers: set[Viewer] = set()
+        self.epoch: str | None = None
+        self.last_seq = 0
+        self.ready = asyncio.Event()  # subscribed and in sync: viewers may take snapshots
+        self.stats: dict[str, int] = {"delivered": 0, "gaps_filled": 0, "resets": 0, "bad_messages": 0, "reconnects": 0}
+        self._snapshot = redis.register_script(SNAPSHOT_LUA)
+        self._replay = redis.register_script(REPLAY_LUA)
+        self.on_deliver: Callable[[int], None] | None = None
+
+    # ---- viewers
+    def add(self, viewer: Viewer) -> None:
+        self.viewers.add(viewer)
+
+    def remove(self, viewer: Viewer) -> None:
+        self.viewers.discard(viewer)
+
+    async def snapshot(self) -> Snapshot:
+        seq, epoch, values = await self._snapshot(keys=[self.keys.meta, self.keys.alive])
+        alive = []
+        for raw in values:
+            try:
+                record = json.loads(raw)
+            except ValueError:
+                record = None
+            if isinstance(record, dict):
+                alive.append(record)
+            else:
+                self.stats["bad_messages"] += 1  # someone wrote into our hash by hand
+        return Snapshot(int(seq or 0), _text(epoch or b""), alive)
+
+    async def replay(self, since: int, epoch: str, limit: int) -> list[tuple[int, str]] | None:
+        """The envelopes after `since` of `epoch`, or None when they are not all there any more."""
+        seq, current, entries = await self._replay(keys=[self.keys.meta, self.keys.log], args=[since, limit])
+        if _text(current) != epoch or since > int(seq):
+            return None
+        out = [(_entry_seq(entry_id), _text(fields[1])) for entry_id, fields in entries]
+        if [s for s, _ in out] != list(range(since + 1, int(seq) + 1)):
+            return None
+        return out
+
+    # ---- the listener
+    async def run(self) -> None:
+        delay = 0.1
+        while True:
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.keys.channel)
+                await self._sync()
+                self.ready.set()
+                delay = 0.1
+                while True:
+                    message = await pubsub.get_message(timeout=self.sync_interval_s)
+                    if message is None:
+                        await self._sync()  # quiet for a while: check that nothing was lost on the way
+                    elif message.get("type") == "message":
+                        await self._on_message(message["data"])
+            except REDIS_ERRORS as exc:
+                self.ready.clear()
+                self.stats["reconnects"] += 1
+                log.warning("Redis subscription lost (%s); resubscribing in %.1fs", exc, delay)
+            finally:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 5.0)
+
+    async def _on_message(self, data: bytes | str) -> None:
+        if len(data) > MAX_CHANNEL_MESSAGE:
+            self._bad("oversized message on the channel")
+            return
+        try:
+            envelope = json.loads(data)
+            seq, epoch = envelope["seq"], envelope["epoch"]
+            if envelope["type"] != "event" or type(seq) is not int or not isinstance(epoch, str):
+                raise ValueError
+        except (ValueError, KeyError, TypeError):
+            self._bad("a message that is not an agentwatch envelope")
+            return
+        text = _text(data)
+        if epoch != self.epoch or seq > self.last_seq + 1:
+            # Another epoch, or a gap: check Redis itself, so a stray message cannot cause a false reset.
+            await self._sync(upto=seq if epoch == self.epoch else None)
+            if epoch != self.epoch or seq != self.last_seq + 1:
+                if seq > self.last_seq:
+                    self._bad("an envelope Redis does not know (wrong epoch or seq)")
+                return
+        if seq <= self.last_seq:
+            return  # already delivered (a gap fill got there first)
+        self._deliver(seq, text)
+
+    def _bad(self, what: str) -> None:
+        self.stats["bad_messages"] += 1
+        if self.stats["bad_messages"] <= 10 or self.stats["bad_messages"] % 1000 == 0:
+            log.warning("dropped %s on %s (%d so far)", what, self.keys.channel, self.stats["bad_messages"])
+
+    def _deliver(self, seq: int, text: str) -> None:
+        self.last_seq = seq
+        self.stats["delivered"] += 1
+        for viewer in self.viewers:
+            viewer.offer((seq, text))
+
+    async def _sync(self, upto: int | None = None) -> None:
+        """Compare with Redis' own seq and epoch; fill a gap from the log or reset every viewer."""
+        seq_raw, epoch_raw = await self.redis.hmget(self.keys.meta, [META_SEQ, META_EPOCH])
+        seq, epoch = int(seq_raw or 0), _text(epoch_raw or b"")
+        if epoch != self.epoch:
+            if self.epoch:
+                log.warning("Redis epoch changed (%s -> %s): Redis lost its state; every viewer resyncs", self.epoch, epoch)
+            if self.epoch is not None:
+                self._reset_all()
+            self.epoch, self.last_seq = epoch, seq
+            return
+        target = seq if upto is None else min(seq, upto - 1)
+        if target <= self.last_seq:
+            return
+        entries = await self.redis.xrange(self.keys.log, f"({self.last_seq}-0", f"{target}-0")
+        filled = [(_entry_seq(entry_id), fields) for entry_id, fields in entries]
+        if [s for s, _ in filled] != list(range(self.last_seq + 1, target + 1)):
+            log.warning("seqs %d..%d are no longer in %s; every viewer resyncs", self.last_seq + 1, target, self.keys.log)
+            self._reset_all()
+            self.last_seq = target
+            return
+        self.stats["gaps_filled"] += 1
+        for s, fields in filled:
+            self._deliver(s, _text(_field(fields, LOG_FIELD)))
+
+    def _reset_all(self) -> None:
+        self.stats["resets"] += 1
+        for viewer in self.viewers:
+            viewer.offer(RESET)
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _entry_seq(entry_id: bytes | str) -> int:
+    return int(_text(entry_id).split("-", 1)[0])
+
+
+def _field(fields: dict[Any, Any], name: str) -> bytes | str:
+    value = fields.get(name.encode(), fields.get(name))
+    if value is None:
+        raise RedisError(f"log entry without field {name!r}")
+    return value  # type: ignore[no-any-return]
+
+
+__all__ = ("RESET", "Hub", "Snapshot", "SlowViewer", "Viewer")

@@ -1,0 +1,108 @@
+"""Relay settings: a flag, else its environment variable, else the default."""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from contract import DEFAULT_PREFIX
+
+DEFAULT_BIND = "127.0.0.1:8201"
+
+
+class SettingsError(ValueError):
+    """A bad flag or environment value; the message names it and says what was expected."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str | None = None  # None: the caller hands create_app a client (embedded Redis)
+    prefix: str = DEFAULT_PREFIX
+    host: str = "127.0.0.1"
+    port: int = 8201
+    token: str | None = None  # viewers present it as a bearer header or ?token=
+    insecure: bool = False  # serve a non-loopback address without a token, knowingly
+    allowed_origins: tuple[str, ...] = ()  # besides same-origin
+    queue_size: int = 2048  # events buffered per viewer before it counts as fallen behind
+    send_timeout_s: float = 5.0  # a send blocked this long: the viewer is gone or stalled
+    ping_interval_s: float = 30.0
+    max_frame_bytes: int = 64 * 1024
+    sync_interval_s: float = 1.0  # without traffic, check seq this often so a lost subscription is never silent
+    graceful_timeout_s: float = 5.0
+    replay_limit: int = 10_000  # a resume further behind than this gets a fresh snapshot instead
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def exposure_problem(self) -> str | None:
+        """Why this relay must not start as configured: anyone on the network could watch."""
+        if self.loopback or self.token or self.insecure:
+            return None
+        return (
+            f"--bind {self.host}:{self.port} is reachable from other machines: set AGENTWATCH_TOKEN "
+            "(viewers then need it) or pass --insecure to serve without one"
+        )
+
+
+def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:
+    group = parser.add_argument_group("relay")
+    group.add_argument("--bind", default=env.get("AGENTWATCH_BIND", DEFAULT_BIND), help="HOST:PORT (AGENTWATCH_BIND)")
+    group.add_argument(
+        "--insecure", action="store_true", default=env.get("AGENTWATCH_INSECURE") == "1", help="allow a public bind without a token"
+    )
+    group.add_argument(
+        "--allow-origin",
+        action="append",
+        default=[o for o in env.get("AGENTWATCH_ALLOWED_ORIGINS", "").split(",") if o],
+        help="an extra Origin allowed to open /stream (repeatable; AGENTWATCH_ALLOWED_ORIGINS, comma separated)",
+    )
+    group.add_argument("--ping-interval", default=env.get("AGENTWATCH_PING_INTERVAL", "30"), help="seconds between app pings")
+    group.add_argument("--queue-size", default=env.get("AGENTWATCH_QUEUE_SIZE", "2048"), help="events buffered per viewer")
+
+
+def parse_bind(value: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise SettingsError(f"--bind has value {value!r}: expected HOST:PORT, e.g. 127.0.0.1:8201")
+    return host, int(port)
+
+
+def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str, env: Mapping[str, str] = os.environ) -> Settings:
+    host, port = parse_bind(ns.bind)
+    for origin in ns.allow_origin:
+        if not origin.startswith(("http://", "https://")):
+            raise SettingsError(f"--allow-origin has value {origin!r}: expected a scheme and host like https://example.org")
+    settings = Settings(
+        redis_url=redis_url,
+        prefix=prefix,
+        host=host,
+        port=port,
+        token=env.get("AGENTWATCH_TOKEN") or None,
+        insecure=ns.insecure,
+        allowed_origins=tuple(o.rstrip("/") for o in ns.allow_origin),
+        queue_size=_number("--queue-size", ns.queue_size, int, 16),
+        ping_interval_s=_number("--ping-interval", ns.ping_interval, float, 0.1),
+    )
+    if problem := settings.exposure_problem():
+        raise SettingsError(problem)
+    return settings
+
+
+def _number(flag: str, value: str, kind: type[int] | type[float], minimum: float) -> float | int:
+    try:
+        number = kind(value)
+    except ValueError:
+        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}") from None
+    if not number >= minimum:
+        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
+    return number
