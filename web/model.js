@@ -155,7 +155,8 @@ export class GraphModel {
     const agentId = String(data.agent_id || MAIN);
     const id = nodeId(sessionId, agentId);
     const ts = Number.isFinite(data.ts) ? data.ts : now;
-    this.stats.lastEventTs = ts;
+    // Our clock, not the event's: the hook may run on a machine whose clock disagrees with ours.
+    this.stats.lastEventTs = now;
     let node;
     switch (data.type) {
       case "session_start":

@@ -198,6 +198,12 @@ group("sequencing", () => {
     assert.equal(model.nodes.get(`${S}/a1`).toolCount, 2);
   });
 
+  test("the last event's age runs on our clock, not the hook's", () => {
+    const { model, send } = started(10);
+    send({ type: "prompt", ts: T0 - 3_600_000 }, T0 + 5);
+    assert.equal(model.stats.lastEventTs, T0 + 5);
+  });
+
   test("unknown frames and malformed events are ignored without breaking the sequence", () => {
     const { model } = started(10);
     assert.ok(model.receive({ type: "hello" }, T0).ignored);
