@@ -93,10 +93,10 @@ shrink() {
         if (c ~ /[\\"]/ || c ~ /[\001-\037]/) return
         got[k] = v
     }
-    function add(k, name,   f) {
+    function add(k, name, room,   f) {
         if (!(k in got)) return
         f = "\"" name "\":\"" got[k] "\""
-        if (length(out) + 1 + length(f) + length(tail) + 1 <= max) out = out "," f
+        if (length(acc) + 1 + length(f) <= room) acc = acc "," f
     }
     { s = s $0 }
     END {
@@ -120,25 +120,25 @@ shrink() {
             at += length(p[i]) + 1
         }
         tail = ",\"_truncated\":true,\"_original_bytes\":" orig "}"
-        out = "{\"_received_at\":" ts
-        add("hook_event_name", "hook_event_name")
-        add("session_id", "session_id")
-        add("agent_id", "agent_id")
-        add("agent_type", "agent_type")
-        add("tool_name", "tool_name")
-        add("tool_use_id", "tool_use_id")
-        if (got["tool_name"] == "Agent" || got["tool_name"] == "Task") {
-            head = out
-            out = ""
-            add("tool_input.subagent_type", "subagent_type")
-            add("tool_input.model", "model")
-            add("tool_input.description", "description")
-            inner = substr(out, 2)
-            out = head
-            f = "\"tool_input\":{" inner "}"
-            if (inner != "" && length(out) + 1 + length(f) + length(tail) + 1 <= max) out = out "," f
+        # Fields in order of importance, each only if the line (newline included) stays within max.
+        room = max - length(tail) - 1
+        acc = "{\"_received_at\":" ts
+        add("hook_event_name", "hook_event_name", room)
+        add("session_id", "session_id", room)
+        add("agent_id", "agent_id", room)
+        add("agent_type", "agent_type", room)
+        add("tool_name", "tool_name", room)
+        add("tool_use_id", "tool_use_id", room)
+        if (acc ~ /"tool_name":"(Agent|Task)"/) {
+            head = acc
+            acc = ""
+            room -= length(head) + length(",\"tool_input\":{}") - 1
+            add("tool_input.subagent_type", "subagent_type", room)
+            add("tool_input.model", "model", room)
+            add("tool_input.description", "description", room)
+            acc = (acc == "") ? head : (head ",\"tool_input\":{" substr(acc, 2) "}")
         }
-        printf "%s%s", out, tail
+        printf "%s%s", acc, tail
     }'
 }
 
