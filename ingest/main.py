@@ -52,7 +52,6 @@ class Ingest:
             limits=Limits(idle_timeout_ms=int(settings.idle_timeout_s * 1000)),
             redact=Redactor(),
         )
-        self.epoch_candidate = secrets.token_hex(8)
         self.expected = ""  # checkpoint position token of our last commit
         self.last_expire = 0.0
         self.committed_lines = 0
@@ -160,7 +159,8 @@ class Ingest:
         while True:
             try:
                 await self.committer.commit(
-                    self.expected, self.epoch_candidate, checkpoint, events, alive_set, alive_del, stats
+                    # A fresh candidate each time: after a flush, the new epoch must differ from every old one.
+                    self.expected, secrets.token_hex(8), checkpoint, events, alive_set, alive_del, stats
                 )
                 self.expected = position.token
                 return True

@@ -212,8 +212,8 @@ class Tail:
 
     def _rotated_sibling(self, saved: Position) -> Path | None:
         """After a rename rotation while we were stopped, the old file lives on as a sibling (events.jsonl.1)."""
-        with contextlib.suppress(OSError):
-            for entry in os.scandir(self.path.parent):
+        with contextlib.suppress(OSError), os.scandir(self.path.parent) as entries:
+            for entry in entries:
                 if not entry.name.startswith(self.path.name) or entry.name == self.path.name:
                     continue
                 st = entry.stat(follow_symlinks=False)

@@ -144,6 +144,9 @@ class Proc:
         code = self.proc.wait(timeout)
         for t in self._threads:
             t.join(2)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
         return code
 
     def kill(self) -> None:
