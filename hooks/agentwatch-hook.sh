@@ -198,26 +198,25 @@ main() {
             return 0
             ;;
     esac
-    _rest=${_payload#?}
-    _sep=,
-    case $_rest in
-        '}') _sep= ;;
-        [[:space:]]*)
-            _r=$_rest
-            while :; do
-                case $_r in
-                    [[:space:]]*) _r=${_r#?} ;;
-                    *) break ;;
-                esac
-            done
-            if [ "$_r" = '}' ]; then
-                _sep=
-            fi
-            ;;
-    esac
-
-    # {"_received_at":  is 16 bytes; the payload loses its "{" and the line gains a newline.
-    if [ $((${#_payload} + 16 + ${#_ts} + ${#_sep})) -le "$_max" ]; then
+    # {"_received_at":<stamp>,  is 17 bytes plus the stamp; the payload loses its "{", the line gains "\n".
+    if [ $((${#_payload} + 17 + ${#_ts})) -le "$_max" ]; then
+        _rest=${_payload#?}
+        _sep=,
+        case $_rest in
+            '}') _sep= ;;
+            [[:space:]]*)
+                _r=$_rest
+                while :; do
+                    case $_r in
+                        [[:space:]]*) _r=${_r#?} ;;
+                        *) break ;;
+                    esac
+                done
+                if [ "$_r" = '}' ]; then
+                    _sep=
+                fi
+                ;;
+        esac
         _line="{\"_received_at\":$_ts$_sep$_rest$NL"
     else
         _line=$(printf '%s' "$_payload" | shrink "${#_payload}")
