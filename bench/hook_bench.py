@@ -38,7 +38,7 @@ def payloads() -> dict[str, bytes]:
     common = {
         "session_id": "7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17",
         "prompt_id": "c0a8e2f4-1d3b-4e5f-8a9b-6c7d8e9f0a1b",
-        "transcript_path": "/Users/alex/.claude/projects/-Users-alex-code-acme-shop/7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17.jsonl",
+        "transcript_path": "/Users/alex/.claude/projects/-Users-alex-code-acme-shop/7f3c2a91.jsonl",
         "cwd": "/Users/alex/code/acme-shop",
         "permission_mode": "acceptEdits",
         "effort": {"level": "high"},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
@@ -513,3 +514,42 @@ def test_parallel_oversize_lines_are_truncated_intact(shell: str, tmp_path: Path
     assert sorted(r["tool_use_id"] for r in records) == sorted(p["tool_use_id"] for p in payloads)
     for p in payloads:
         assert events.read_bytes().count(p["tool_use_id"].encode()) == 1
+
+
+AWKS = {"default": None, "mawk": ["mawk"], "busybox": ["busybox", "awk"]}
+
+
+@pytest.mark.parametrize("awk", list(AWKS))
+def test_truncation_works_with_each_awk(awk: str, tmp_path: Path, events: Path) -> None:
+    """The shortening runs in awk: the same lines from the system's awk, mawk (Debian's) and busybox awk."""
+    env = base_env(events, tmp_path)
+    argv = AWKS[awk]
+    if argv is not None:
+        need(argv[0])
+        shim = tmp_path / "bin"
+        shim.mkdir()
+        (shim / "awk").write_text(f'#!/bin/sh\nexec {" ".join(argv)} "$@"\n')
+        (shim / "awk").chmod(0o755)
+        env["PATH"] = f"{shim}:{env['PATH']}"
+    big = compact(big_post_tool_use("k", 300_000))
+    agent = compact({"hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_input": AGENT_INPUT})
+    for payload in (big, agent):
+        assert_quiet(run_hook("dash", payload, env))
+    first, second = (json.loads(line) for line in lines_of(events))
+    assert (first["tool_use_id"], first["agent_id"], first["_original_bytes"]) == ("toolu_k", "agent-k", len(big))
+    assert second["tool_input"] == {k: AGENT_INPUT[k] for k in ("subagent_type", "model", "description")}
+
+
+def test_bench_reports_every_payload_and_variant() -> None:
+    """bench/hook_bench.py runs (one iteration; the figures themselves are not judged here)."""
+    need("jq")
+    spec = importlib.util.spec_from_file_location("hook_bench", ROOT / "bench" / "hook_bench.py")
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    figures = bench.run(1)
+    assert list(figures["results"]) == ["1 KiB", "16 KiB", "1 MiB"]
+    for by_variant in figures["results"].values():
+        assert len(by_variant) == 4
+        assert all(f["median_ms"] > 0 and f["p99_ms"] >= f["median_ms"] for f in by_variant.values())
+    assert "| 1 MiB | naive `jq -c` hook |" in bench.table(figures)
