@@ -68,7 +68,7 @@ def main(argv: list[str]) -> int:
         print(f"agentwatch: {exc}", file=sys.stderr)
         return 2
     except OSError as exc:
-        print(f"agentwatch: {exc.filename or ''}: {exc.strerror or exc}; nothing changed", file=sys.stderr)
+        print(f"agentwatch: {exc.filename or 'settings'}: {exc.strerror or exc}", file=sys.stderr)
         return 1
 
 
