@@ -93,11 +93,12 @@ function start(d3) {
       "link",
       d3
         .forceLink()
-        .distance((l) => (l.source.agentId === MAIN ? 90 : 55))
+        .distance((l) => (l.source.agentId === MAIN ? 100 : 60))
         .strength(0.5),
     )
-    .force("charge", d3.forceManyBody().strength(-90).distanceMax(300))
-    .force("collide", d3.forceCollide((d) => radius(d) + 5))
+    // Few nodes get room for their labels; a crowd packs tighter so it still fits the window.
+    .force("charge", d3.forceManyBody().strength(() => (model.nodes.size > CROWDED ? -90 : -220)).distanceMax(320))
+    .force("collide", d3.forceCollide((d) => radius(d) + (model.nodes.size > CROWDED ? 5 : 16)))
     // A weak pull to the session's anchor keeps several sessions' clouds apart.
     .force("x", d3.forceX((d) => anchorOf(d).x).strength(0.02))
     .force("y", d3.forceY((d) => anchorOf(d).y).strength(0.02))
@@ -188,7 +189,7 @@ function start(d3) {
       .attr("class", "wait-text")
       .attr("text-anchor", "middle")
       .attr("dy", (d) => -(radius(d) + 10))
-      .text("⏳ waiting for you");
+      .text("waiting for you");
     g.on("pointerenter", showTip).on("pointermove", moveTip).on("pointerleave", hideTip);
     g.transition("fade").duration(SPAWN_MS).style("opacity", 1);
     return g;
@@ -215,9 +216,11 @@ function start(d3) {
       const el = elements.get(e.id);
       if (!el) continue;
       if (e.type === "pulse") {
+        el.dataset.pulses = Number(el.dataset.pulses) + 1;
         pulse(el, e, now);
         floatLabel(el, e.label, e.skill ? "floater skill" : "floater");
       } else if (e.type === "fail") {
+        el.dataset.fails = Number(el.dataset.fails) + 1;
         pulse(el, e, now);
         failRing(el);
         floatLabel(el, `✕ ${e.label}`, "floater fail");
@@ -237,7 +240,6 @@ function start(d3) {
   }
 
   function pulse(el, e, now) {
-    el.dataset.pulses = Number(el.dataset.pulses) + 1;
     stats.lastPulse = { id: e.id, label: e.label, at: Date.now() };
     if ((pulseUntil.get(el) ?? 0) > now) {
       stats.coalesced++;
@@ -259,7 +261,6 @@ function start(d3) {
   }
 
   function failRing(el) {
-    el.dataset.fails = Number(el.dataset.fails) + 1;
     stats.fails++;
     const r = radius(el.__data__);
     d3.select(el)
