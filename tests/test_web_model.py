@@ -13,8 +13,6 @@ def test_web_model_node_tests_pass() -> None:
     """`node --test web/test/` passes; a missing node is a failure, not a skip."""
     node = shutil.which("node")
     assert node, "node is not on PATH: install Node.js 20+ to test web/model.js"
-    result = subprocess.run(
-        [node, "--test", "test/"], cwd=WEB, capture_output=True, text=True, timeout=60, check=False
-    )
+    result = subprocess.run([node, "--test", "test/"], cwd=WEB, capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# fail 0" in result.stdout
