@@ -369,6 +369,10 @@ def test_several_sessions_do_not_overlap_busy_screenshot(stack: Stack, viewers: 
     payloads += sessions[1].tool(waiting, "Bash") + sessions[1].permission("Bash")
     append_lines(stack.events_file, payloads)
     expect(page.locator("g.node")).to_have_count(3 + 4 + 7 + 10)
+    # Nested sub-agents hang from the sub-agent that spawned them, the others from their orchestrator.
+    nested = page.locator('line.link[data-child="busy-2/busy-2-a5"]')
+    expect(nested).to_have_attribute("data-parent", "busy-2/busy-2-a1")
+    expect(page.locator('line.link[data-child="busy-2/busy-2-a3"]')).to_have_attribute("data-parent", "busy-2/main")
     expect(page.locator('g.node[data-state="waiting"]')).to_have_count(1)
 
     stop = threading.Event()
@@ -591,6 +595,10 @@ def test_layout_fits_narrow_to_4k(stack: Stack, viewers: Callable[..., Viewer], 
     viewer = viewers(stack.base_url, width, height)
     page = viewer.open()
     expect(page.locator("g.node")).to_have_count(4)
+    # One session: its orchestrator sits pinned in the middle of the window.
+    main = page.locator(f'g.node[data-id="{SESSION}/main"] .body').bounding_box()
+    assert main is not None
+    assert abs(main["x"] + main["width"] / 2 - width / 2) < 2 and abs(main["y"] + main["height"] / 2 - height / 2) < 2
     boxes = {sel: page.locator(sel).bounding_box() for sel in ("#status", "#legend", "#counters", "h1")}
     for sel, box in boxes.items():
         assert box is not None, sel

@@ -150,7 +150,9 @@ function start(d3) {
             .attr("class", "link")
             .style("opacity", 0)
             .call((e) => e.transition().duration(SPAWN_MS).style("opacity", 1)),
-        );
+        )
+        .attr("data-parent", (l) => l.source.id)
+        .attr("data-child", (l) => l.target.id);
     }
     nodeSel = nodeSel
       .data(nodes, (d) => d.id)
