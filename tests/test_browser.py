@@ -558,6 +558,7 @@ def test_gap_duplicate_reset_and_slow_close(stack: Stack, viewers: Callable[...,
 
     second = connection(2)
     assert second.url.endswith("/stream?since=6&epoch=A"), second.url
+    assert viewer.stats()["resyncs"] == 1
     second.send(tool(6, "a1"))  # already drawn
     second.send(tool(7, "a1"))
     second.send(tool(8, "a1"))

@@ -1,6 +1,16 @@
 // The agentwatch page: WebSocket in, force-directed graph out. Protocol rules live in model.js;
 // this file only draws. Everything from payloads goes through .text()/textContent, never as HTML.
-import { GraphModel, LEAVE_MS, MAIN, backoffDelay, describe, formatAge, sessionAnchors, streamUrl, truncate } from "./model.js";
+import {
+  GraphModel,
+  LEAVE_MS,
+  MAIN,
+  backoffDelay,
+  describe,
+  formatAge,
+  sessionAnchors,
+  streamUrl,
+  truncate,
+} from "./model.js";
 
 const R = 8;
 const R_MAIN = 13;
@@ -16,7 +26,7 @@ const LABEL_RISE = 30;
 const MAX_LABELS = 30; // floating labels at once; beyond that they are skipped, pulses still show
 const MAX_PENDING = 2000; // effects waiting for a frame; a hidden tab gets no frames
 const REHEAT_ALPHA = 0.3; // gentle: nodes drift to their place instead of the whole graph jumping
-const DISCONNECTED_AFTER = 4; // failed attempts (about 7 s) before the badge says disconnected
+const DISCONNECTED_AFTER = 4; // failed attempts (8 to 15 s of backoff) before the badge says disconnected
 const TICK_MS = 250; // counters and the last-event age
 const CROWDED = 60; // above this many nodes, agent-type labels show on hover only, or they overlap into noise
 const OUTCOMES = {
@@ -45,7 +55,6 @@ const stats = {
   labelsDropped: 0,
   flashes: 0,
   connects: 0,
-  resyncs: 0,
   status: "connecting",
   lastPulse: null, // {id, label, at}: lets a test measure event-to-pulse latency
 };
@@ -440,7 +449,6 @@ function start(d3) {
     }
     const result = model.receive(msg, Date.now());
     if (result.resync) {
-      stats.resyncs++;
       const ws = socket;
       socket = null; // frames still in flight on the old socket must not be applied
       ws.close(1000, "resync");
