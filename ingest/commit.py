@@ -66,6 +66,16 @@ return {{seq, epoch, fresh}}
 """
 
 
+# Create the epoch at start-up, so viewers that connect before the first event already share it.
+EPOCH_LUA = f"""
+if redis.call('HSETNX', KEYS[1], '{META_EPOCH}', ARGV[1]) == 1 then
+  redis.call('HSET', KEYS[1], '{META_SEQ}', 0)
+  redis.call('DEL', KEYS[2])
+end
+return redis.call('HGET', KEYS[1], '{META_EPOCH}')
+"""
+
+
 class Stale(Exception):
     """Someone else moved the checkpoint (another ingest, or Redis lost it): reload before going on."""
 
@@ -88,6 +98,10 @@ class Committer:
         self.source = source
         self.stream_cap = stream_cap
         self._script = redis.register_script(COMMIT_LUA)
+        self._epoch = redis.register_script(EPOCH_LUA)
+
+    async def ensure_epoch(self, candidate: str) -> str:
+        return _text(await self._epoch(keys=[self.keys.meta, self.keys.log], args=[candidate]))
 
     async def load(self) -> dict[str, str]:
         raw: dict[bytes | str, bytes | str] = await self.redis.hgetall(self.keys.checkpoint(self.source))

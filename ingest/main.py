@@ -75,7 +75,7 @@ class Ingest:
     async def _restore(self) -> None:
         """Resume exactly at the committed checkpoint, with the join state that was committed with it."""
         saved = await self._retry(self.committer.load)
-        if saved is None:
+        if saved is None or await self._retry(lambda: self.committer.ensure_epoch(secrets.token_hex(8))) is None:
             return
         records = await self._retry(self.committer.alive_records) or []
         position = None

@@ -29,6 +29,7 @@ log = logging.getLogger("relay")
 # Close codes a viewer can see (besides 1001 going away, 1009 frame too big, 1012 relay restarting).
 CLOSE_POLICY = 1008  # flood of frames from a viewer that should only listen
 CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) for a resume or a fresh snapshot
+CLOSE_TIMEOUT_S = 1.0  # how long a closing handshake may take before the socket is simply dropped
 MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
 PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>agentwatch</title>
@@ -170,16 +171,25 @@ async def stream(ws: WebSocket) -> None:
         hub.add(viewer)
         writer = asyncio.create_task(_write(ws, hub, viewer, settings, since, epoch))
         reader = asyncio.create_task(_read(ws))
+        viewer.on_overflow = writer.cancel
         done, pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
-        for task in pending:
+        for task in (writer, reader):
             with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
                 await task
-        for task in done:
-            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError):
-                code, reason = task.result()
-                if code:
+        code, reason = 0, ""
+        if viewer.fell_behind.is_set():
+            code, reason = CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
+        else:
+            for task in done:
+                if not task.cancelled() and task.exception() is None:
+                    code, reason = task.result()
+        if code:
+            log.info("closing a viewer (%d): %s", code, reason)
+            # A stalled viewer cannot take even the close frame: bound the wait, then uvicorn drops the socket.
+            with contextlib.suppress(WebSocketDisconnect, RuntimeError, OSError, TimeoutError):
+                async with asyncio.timeout(CLOSE_TIMEOUT_S):
                     await ws.close(code=code, reason=reason)
     finally:
         hub.remove(viewer)
@@ -217,8 +227,6 @@ async def _write(
     ping_every = settings.ping_interval_s
     try:
         while True:
-            if viewer.fell_behind.is_set():
-                return CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
             try:
                 async with asyncio.timeout(ping_every):
                     item = await viewer.queue.get()

@@ -52,6 +52,7 @@ class Viewer:
     queue_size: int
     queue: asyncio.Queue[tuple[int, str] | str] = field(init=False)
     fell_behind: asyncio.Event = field(default_factory=asyncio.Event)
+    on_overflow: Callable[[], object] | None = None  # interrupts the writer even while it is blocked in a send
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
@@ -62,7 +63,9 @@ class Viewer:
         try:
             self.queue.put_nowait(item)
         except asyncio.QueueFull:
-            self.fell_behind.set()  # the writer closes it; the viewer reconnects for a fresh snapshot
+            self.fell_behind.set()  # closed as slow; the viewer reconnects for a resume or a fresh snapshot
+            if self.on_overflow is not None:
+                self.on_overflow()
 
 
 @dataclass
