@@ -1,9 +1,9 @@
 """The `agentwatch` command: composes ingest and relay, which never import each other.
 
-  agentwatch up [--demo]   ingest + relay in one process; an embedded Redis unless --redis-url is given
-  agentwatch ingest        the ingest alone, against a real Redis (same as python -m ingest)
-  agentwatch relay         the relay alone, against a real Redis (same as python -m relay)
-  agentwatch hooks ...     install, uninstall or print the Claude Code hook entries
+agentwatch up [--demo]   ingest + relay in one process; an embedded Redis unless --redis-url is given
+agentwatch ingest        the ingest alone, against a real Redis (same as python -m ingest)
+agentwatch relay         the relay alone, against a real Redis (same as python -m relay)
+agentwatch hooks ...     install, uninstall or print the Claude Code hook entries
 """
 
 from __future__ import annotations
@@ -100,12 +100,17 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
         ingest_settings.events_file.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         folder = ingest_settings.events_file.parent
-        raise IngestError(f"cannot create the events folder {folder} ({exc.strerror}); pick another --events-file") from None
+        raise IngestError(
+            f"cannot create the events folder {folder} ({exc.strerror}); pick another --events-file"
+        ) from None
     server = relay_cli.server(create_app(relay_settings, redis=relay_redis), relay_settings)
     stop = asyncio.Event()
     url = f"http://{relay_settings.host}:{relay_settings.port}/"
     print(f"agentwatch: reading {ingest_settings.events_file}, state in {where}", file=sys.stderr)
-    print(f"agentwatch: open {url}  (WebSocket at ws://{relay_settings.host}:{relay_settings.port}/stream)", file=sys.stderr)
+    print(
+        f"agentwatch: open {url}  (WebSocket at ws://{relay_settings.host}:{relay_settings.port}/stream)",
+        file=sys.stderr,
+    )
 
     def stop_server() -> None:
         server.should_exit = True

@@ -50,7 +50,12 @@ def session_script(rng: random.Random) -> Iterator[tuple[float, dict[str, Any]]]
         yield 0.4, hook("PreToolUse", tool_name="Agent", tool_input=tool_input, tool_use_id=tool_use_id)
         yield 0.1, hook("SubagentStart", agent_id=agent_id, agent_type=agent_type)
         response = {"status": "async_launched", "agentId": agent_id, "resolvedModel": member[2]}
-        yield 0.1, hook("PostToolUse", tool_name="Agent", tool_input=tool_input, tool_use_id=tool_use_id, tool_response=response)
+        yield (
+            0.1,
+            hook(
+                "PostToolUse", tool_name="Agent", tool_input=tool_input, tool_use_id=tool_use_id, tool_response=response
+            ),
+        )
         agents.append((agent_id, member))
     # The sub-agents work in parallel: interleave their tool calls.
     queues = {agent_id: list(member[4]) for agent_id, member in agents}
@@ -63,16 +68,35 @@ def session_script(rng: random.Random) -> Iterator[tuple[float, dict[str, Any]]]
         who = {"agent_id": agent_id, "agent_type": types[agent_id]}
         yield rng.uniform(0.2, 0.9), hook("PreToolUse", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, **who)
         if tool == "WebFetch":
-            yield 0.5, hook(
-                "Notification", message="Claude needs your permission to use Fetch", notification_type="permission_prompt"
+            yield (
+                0.5,
+                hook(
+                    "Notification",
+                    message="Claude needs your permission to use Fetch",
+                    notification_type="permission_prompt",
+                ),
             )
-            yield 2.5, hook("PostToolUse", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, tool_response={}, **who)
+            yield (
+                2.5,
+                hook("PostToolUse", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, tool_response={}, **who),
+            )
         elif tool == "Bash" and rng.random() < 0.5:
-            yield rng.uniform(0.5, 1.5), hook(
-                "PostToolUseFailure", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, error="Exit code 1", **who
+            yield (
+                rng.uniform(0.5, 1.5),
+                hook(
+                    "PostToolUseFailure",
+                    tool_name=tool,
+                    tool_input={},
+                    tool_use_id=tool_use_id,
+                    error="Exit code 1",
+                    **who,
+                ),
             )
         else:
-            yield rng.uniform(0.1, 0.6), hook("PostToolUse", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, tool_response={}, **who)
+            yield (
+                rng.uniform(0.1, 0.6),
+                hook("PostToolUse", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, tool_response={}, **who),
+            )
         if not nested_done and types[agent_id] == "security-reviewer":
             nested_done = True
             yield from _nested(hook, agent_id, types[agent_id], rng)
@@ -99,10 +123,29 @@ def _nested(hook: Any, parent: str, parent_type: str, rng: random.Random) -> Ite
         me = {"agent_id": agent_id, "agent_type": agent_type}
         yield rng.uniform(0.3, 0.8), hook("PreToolUse", tool_name=tool, tool_input={}, tool_use_id=inner, **me)
         yield 0.2, hook("PostToolUse", tool_name=tool, tool_input={}, tool_use_id=inner, tool_response={}, **me)
-    yield 0.2, hook("SubagentStop", agent_id=agent_id, agent_type=agent_type, last_assistant_message="Found 2 handlers.")
-    response = {"status": "completed", "agentId": agent_id, "resolvedModel": model, "totalTokens": 18250,
-                "usage": {"input_tokens": 15000, "output_tokens": 3250}, "totalDurationMs": 4200}
-    yield 0.1, hook("PostToolUse", tool_name="Agent", tool_input=tool_input, tool_use_id=tool_use_id, tool_response=response, **who)
+    yield (
+        0.2,
+        hook("SubagentStop", agent_id=agent_id, agent_type=agent_type, last_assistant_message="Found 2 handlers."),
+    )
+    response = {
+        "status": "completed",
+        "agentId": agent_id,
+        "resolvedModel": model,
+        "totalTokens": 18250,
+        "usage": {"input_tokens": 15000, "output_tokens": 3250},
+        "totalDurationMs": 4200,
+    }
+    yield (
+        0.1,
+        hook(
+            "PostToolUse",
+            tool_name="Agent",
+            tool_input=tool_input,
+            tool_use_id=tool_use_id,
+            tool_response=response,
+            **who,
+        ),
+    )
 
 
 def append_line(path: Path, payload: dict[str, Any]) -> None:

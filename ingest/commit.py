@@ -135,8 +135,8 @@ class Committer:
             args += (k, n)
         args.append(len(events))
         args += events
-        k = self.keys
-        keys = [k.meta, k.alive, k.log, k.channel, k.checkpoint(self.source), k.stats]
+        names = self.keys
+        keys = [names.meta, names.alive, names.log, names.channel, names.checkpoint(self.source), names.stats]
         try:
             seq, epoch, fresh = await self._script(keys=keys, args=args)
         except ResponseError as exc:

@@ -341,7 +341,11 @@ class Normalizer:
         ]
         if not candidates:
             # No agent_type to match on (older payloads): only an unambiguous spawn can be joined.
-            untyped = [(v["ts"], k) for k, v in self.pending.items() if v["session_id"] == ctx.session and v.get("agent_id") is None]
+            untyped = [
+                (v["ts"], k)
+                for k, v in self.pending.items()
+                if v["session_id"] == ctx.session and v.get("agent_id") is None
+            ]
             candidates = untyped if len(untyped) == 1 else []
         if candidates:
             spawn_id = min(candidates)[1]
@@ -401,14 +405,25 @@ class Normalizer:
         tool_input = tool_input if isinstance(tool_input, dict) else {}
         caller.tool_count += 1
         if tool_use_id:
-            self.open_tools[tool_use_id] = {"session_id": ctx.session, "agent_id": caller.agent_id, "tool": tool, "ts": ctx.ts}
+            self.open_tools[tool_use_id] = {
+                "session_id": ctx.session,
+                "agent_id": caller.agent_id,
+                "tool": tool,
+                "ts": ctx.ts,
+            }
         if tool == "Skill":
             skill = _str(tool_input.get("skill")) or _str(tool_input.get("command"))
-            out.append(self._event("skill_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id, skill=skill))
+            out.append(
+                self._event(
+                    "skill_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id, skill=skill
+                )
+            )
         else:
-            out.append(self._event("tool_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id))
+            out.append(
+                self._event("tool_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id)
+            )
         if tool in SPAWN_TOOLS:
-            spawn = {
+            spawn: dict[str, Any] = {
                 "session_id": ctx.session,
                 "parent_id": caller.agent_id,
                 "agent_type": _str(tool_input.get("subagent_type")) or "general-purpose",
@@ -460,7 +475,17 @@ class Normalizer:
                 )
             )
         else:
-            out.append(self._event("tool_done", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id, duration_ms=duration))
+            out.append(
+                self._event(
+                    "tool_done",
+                    ctx.ts,
+                    ctx.session,
+                    caller.agent_id,
+                    tool=tool,
+                    tool_use_id=tool_use_id,
+                    duration_ms=duration,
+                )
+            )
         if tool in SPAWN_TOOLS:
             out += self._spawn_returned(ctx, tool_use_id, failed)
         return out
@@ -517,7 +542,9 @@ class Normalizer:
         usage = response.get("usage")
         cost = self.pricing.cost(agent.model, usage if isinstance(usage, dict) else None)
         duration = _int(response.get("totalDurationMs"))
-        return out + self._done(agent, outcome, ctx.ts, duration_ms=duration, tokens=tokens, cost_usd=cost, model=agent.model)
+        return out + self._done(
+            agent, outcome, ctx.ts, duration_ms=duration, tokens=tokens, cost_usd=cost, model=agent.model
+        )
 
     def _synthetic_spawn(self, ctx: _Ctx) -> str | None:
         """Pre-2.0.43 payloads have no tool_use_id: pair PostToolUse(Task) with its spawn by description."""
@@ -662,7 +689,7 @@ def _response_text(response: dict[str, Any]) -> str | None:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        texts = [c.get("text") for c in content if isinstance(c, dict) and isinstance(c.get("text"), str)]
+        texts = [str(c["text"]) for c in content if isinstance(c, dict) and isinstance(c.get("text"), str)]
         return "\n".join(texts) or None
     return None
 

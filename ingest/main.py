@@ -111,7 +111,9 @@ class Ingest:
         now = int(time.time() * 1000)
         events: list[str] = []
         stats: dict[str, int] = dict(batch.counters)
-        bad: list[tuple[int, str, str, bytes]] = [(off, reason, "line too long", ex) for off, reason, ex in batch.rejects]
+        bad: list[tuple[int, str, str, bytes]] = [
+            (off, reason, "line too long", ex) for off, reason, ex in batch.rejects
+        ]
         for off, raw in batch.lines:
             line = raw[3:] if raw.startswith(BOM) else raw
             if line.endswith(b"\r"):
@@ -134,9 +136,15 @@ class Ingest:
         for i, (off, reason, detail, excerpt) in enumerate(bad):
             stats["rejected:" + reason] = stats.get("rejected:" + reason, 0) + 1
             if i < LOG_BAD_LINES_PER_BATCH:
-                log.warning("skipped line at byte %d of %s: %s; starts %r", off, self.settings.events_file, detail, excerpt[:80])
+                log.warning(
+                    "skipped line at byte %d of %s: %s; starts %r", off, self.settings.events_file, detail, excerpt[:80]
+                )
         if len(bad) > LOG_BAD_LINES_PER_BATCH:
-            log.warning("skipped %d more bad lines in this batch (counted in %s)", len(bad) - LOG_BAD_LINES_PER_BATCH, self.keys.stats)
+            log.warning(
+                "skipped %d more bad lines in this batch (counted in %s)",
+                len(bad) - LOG_BAD_LINES_PER_BATCH,
+                self.keys.stats,
+            )
         stats["lines"] = len(batch.lines) + len(batch.rejects)
         stats["rejected"] = len(bad)
         stats["events"] = len(events)
@@ -160,7 +168,13 @@ class Ingest:
             try:
                 await self.committer.commit(
                     # A fresh candidate each time: after a flush, the new epoch must differ from every old one.
-                    self.expected, secrets.token_hex(8), checkpoint, events, alive_set, alive_del, stats
+                    self.expected,
+                    secrets.token_hex(8),
+                    checkpoint,
+                    events,
+                    alive_set,
+                    alive_del,
+                    stats,
                 )
                 self.expected = position.token
                 return True
@@ -210,9 +224,8 @@ async def check_redis(redis: Redis, url: str, wait_s: float) -> None:
             return
         except REDIS_ERRORS as exc:
             if time.monotonic() >= deadline:
-                raise IngestError(
-                    f"cannot reach Redis at {safe_url(url)} ({exc}); start it or pass --redis-url / AGENTWATCH_REDIS_URL"
-                ) from None
+                hint = "start it or pass --redis-url / AGENTWATCH_REDIS_URL"
+                raise IngestError(f"cannot reach Redis at {safe_url(url)} ({exc}); {hint}") from None
             await asyncio.sleep(0.2)
 
 

@@ -56,15 +56,21 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
         help="first run without a checkpoint: 'end' follows new lines only, 'start' reads the history too",
     )
     group.add_argument("--source", default=env.get("AGENTWATCH_SOURCE", ""), help="checkpoint name for this file")
-    group.add_argument("--stream-cap", default=env.get("AGENTWATCH_STREAM_CAP", "10000"), help="entries kept in the log stream")
+    group.add_argument(
+        "--stream-cap", default=env.get("AGENTWATCH_STREAM_CAP", "10000"), help="entries kept in the log stream"
+    )
     group.add_argument(
         "--idle-timeout",
         default=env.get("AGENTWATCH_IDLE_TIMEOUT", "1800"),
         help="seconds without activity before an agent is ended as lost (AGENTWATCH_IDLE_TIMEOUT)",
     )
     group.add_argument("--max-line-bytes", default=env.get("AGENTWATCH_MAX_LINE_BYTES_INGEST", str(1 << 20)))
-    group.add_argument("--pricing", default=env.get("AGENTWATCH_PRICING", ""), help="JSON pricing table replacing the bundled one")
-    group.add_argument("--poll-interval", default=env.get("AGENTWATCH_POLL_INTERVAL", "1.0"), help="safety poll, seconds")
+    group.add_argument(
+        "--pricing", default=env.get("AGENTWATCH_PRICING", ""), help="JSON pricing table replacing the bundled one"
+    )
+    group.add_argument(
+        "--poll-interval", default=env.get("AGENTWATCH_POLL_INTERVAL", "1.0"), help="safety poll, seconds"
+    )
 
 
 def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Settings:

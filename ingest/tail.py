@@ -291,7 +291,9 @@ async def wakeups(
                 if not _same_dir(directory, dir_id):
                     break  # the directory was removed or replaced: its watch is dead, build a new one
         except (OSError, RuntimeError) as exc:
-            log.warning("watching %s failed (%s); polling every %.1fs until it works again", directory, exc, poll_interval)
+            log.warning(
+                "watching %s failed (%s); polling every %.1fs until it works again", directory, exc, poll_interval
+            )
             await _sleep_or_stop(stop, poll_interval)
             yield None
 

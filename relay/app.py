@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import TypedDict
 from urllib.parse import urlsplit
 
 from redis.asyncio import Redis
@@ -21,7 +21,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from contract import Keys
 
-from .hub import RESET, Hub, Viewer
+from .hub import Hub, Viewer
 from .settings import Settings
 
 log = logging.getLogger("relay")
@@ -233,7 +233,7 @@ async def _write(
             except TimeoutError:
                 await send(f'{{"type":"ping","seq":{last},"epoch":"{epoch}"}}')
                 continue
-            if item == RESET:
+            if isinstance(item, str):  # the hub's RESET marker: a fresh snapshot replaces what we had
                 last, epoch = await snapshot(reset=True)
                 continue
             seq, text = item
@@ -252,7 +252,7 @@ async def _read(ws: WebSocket) -> tuple[int, str]:
     """Viewers only listen: drain what they send and close the ones that flood."""
     window, count = asyncio.get_running_loop().time(), 0
     while True:
-        message: dict[str, Any] = await ws.receive()
+        message = await ws.receive()
         if message["type"] == "websocket.disconnect":
             return 0, ""
         now = asyncio.get_running_loop().time()

@@ -148,7 +148,7 @@ class Hub:
                 log.warning("Redis subscription lost (%s); resubscribing in %.1fs", exc, delay)
             finally:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(pubsub.aclose(), 1.0)
+                    await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
             delay = min(delay * 2, 5.0)
 
@@ -193,7 +193,9 @@ class Hub:
         seq, epoch = int(seq_raw or 0), _text(epoch_raw or b"")
         if epoch != self.epoch:
             if self.epoch:
-                log.warning("Redis epoch changed (%s -> %s): Redis lost its state; every viewer resyncs", self.epoch, epoch)
+                log.warning(
+                    "Redis epoch changed (%s -> %s): Redis lost its state; every viewer resyncs", self.epoch, epoch
+                )
             if self.epoch is not None:
                 self._reset_all()
             self.epoch, self.last_seq = epoch, seq
@@ -201,10 +203,12 @@ class Hub:
         target = seq if upto is None else min(seq, upto - 1)
         if target <= self.last_seq:
             return
-        entries = await self.redis.xrange(self.keys.log, f"({self.last_seq}-0", f"{target}-0")
+        entries = await self.redis.xrange(self.keys.log, f"({self.last_seq}-0", f"{target}-0") or []
         filled = [(_entry_seq(entry_id), fields) for entry_id, fields in entries]
         if [s for s, _ in filled] != list(range(self.last_seq + 1, target + 1)):
-            log.warning("seqs %d..%d are no longer in %s; every viewer resyncs", self.last_seq + 1, target, self.keys.log)
+            log.warning(
+                "seqs %d..%d are no longer in %s; every viewer resyncs", self.last_seq + 1, target, self.keys.log
+            )
             self._reset_all()
             self.last_seq = target
             return
@@ -222,11 +226,14 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _entry_seq(entry_id: bytes | str) -> int:
+def _entry_seq(entry_id: bytes | str | None) -> int:
+    if entry_id is None:
+        return -1
     return int(_text(entry_id).split("-", 1)[0])
 
 
-def _field(fields: dict[Any, Any], name: str) -> bytes | str:
+def _field(fields: dict[Any, Any] | None, name: str) -> bytes | str:
+    fields = fields or {}
     value = fields.get(name.encode(), fields.get(name))
     if value is None:
         raise RedisError(f"log entry without field {name!r}")

@@ -57,7 +57,10 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
     group = parser.add_argument_group("relay")
     group.add_argument("--bind", default=env.get("AGENTWATCH_BIND", DEFAULT_BIND), help="HOST:PORT (AGENTWATCH_BIND)")
     group.add_argument(
-        "--insecure", action="store_true", default=env.get("AGENTWATCH_INSECURE") == "1", help="allow a public bind without a token"
+        "--insecure",
+        action="store_true",
+        default=env.get("AGENTWATCH_INSECURE") == "1",
+        help="allow a public bind without a token",
     )
     group.add_argument(
         "--allow-origin",
@@ -65,8 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
         default=[o for o in env.get("AGENTWATCH_ALLOWED_ORIGINS", "").split(",") if o],
         help="an extra Origin allowed to open /stream (repeatable; AGENTWATCH_ALLOWED_ORIGINS, comma separated)",
     )
-    group.add_argument("--ping-interval", default=env.get("AGENTWATCH_PING_INTERVAL", "30"), help="seconds between app pings")
-    group.add_argument("--queue-size", default=env.get("AGENTWATCH_QUEUE_SIZE", "2048"), help="events buffered per viewer")
+    group.add_argument(
+        "--ping-interval", default=env.get("AGENTWATCH_PING_INTERVAL", "30"), help="seconds between app pings"
+    )
+    group.add_argument(
+        "--queue-size", default=env.get("AGENTWATCH_QUEUE_SIZE", "2048"), help="events buffered per viewer"
+    )
 
 
 def parse_bind(value: str) -> tuple[str, int]:
@@ -77,11 +84,15 @@ def parse_bind(value: str) -> tuple[str, int]:
     return host, int(port)
 
 
-def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str, env: Mapping[str, str] = os.environ) -> Settings:
+def from_args(
+    ns: argparse.Namespace, redis_url: str | None, prefix: str, env: Mapping[str, str] = os.environ
+) -> Settings:
     host, port = parse_bind(ns.bind)
     for origin in ns.allow_origin:
         if not origin.startswith(("http://", "https://")):
-            raise SettingsError(f"--allow-origin has value {origin!r}: expected a scheme and host like https://example.org")
+            raise SettingsError(
+                f"--allow-origin has value {origin!r}: expected a scheme and host like https://example.org"
+            )
     settings = Settings(
         redis_url=redis_url,
         prefix=prefix,
@@ -90,7 +101,7 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str, env: M
         token=env.get("AGENTWATCH_TOKEN") or None,
         insecure=ns.insecure,
         allowed_origins=tuple(o.rstrip("/") for o in ns.allow_origin),
-        queue_size=_number("--queue-size", ns.queue_size, int, 16),
+        queue_size=int(_number("--queue-size", ns.queue_size, int, 16)),
         ping_interval_s=_number("--ping-interval", ns.ping_interval, float, 0.1),
     )
     if problem := settings.exposure_problem():

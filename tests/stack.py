@@ -51,7 +51,9 @@ class RedisServer:
     def __init__(self, port: int | None = None, extra: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
-            raise RuntimeError("redis-server is not installed: run `make test` (it installs it) or apt-get install redis-server")
+            raise RuntimeError(
+                "redis-server is not installed: run `make test` (it installs it) or apt-get install redis-server"
+            )
         self.binary = binary
         self.port = port or free_port()
         self.extra = extra
@@ -111,7 +113,8 @@ class Proc:
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._threads = [
-            threading.Thread(target=self._pump, args=(stream,), daemon=True) for stream in (self.proc.stdout, self.proc.stderr)
+            threading.Thread(target=self._pump, args=(stream,), daemon=True)
+            for stream in (self.proc.stdout, self.proc.stderr)
         ]
         for t in self._threads:
             t.start()
@@ -160,7 +163,9 @@ def start_ingest(redis_url: str, events_file: Path, prefix: str, *extra: str) ->
     return proc
 
 
-def start_relay(redis_url: str, prefix: str, port: int | None = None, *extra: str, env: dict[str, str] | None = None) -> tuple[Proc, str]:
+def start_relay(
+    redis_url: str, prefix: str, port: int | None = None, *extra: str, env: dict[str, str] | None = None
+) -> tuple[Proc, str]:
     port = port or free_port()
     args = [PYTHON, "-m", "relay", "--redis-url", redis_url, "--prefix", prefix, "--bind", f"127.0.0.1:{port}"]
     proc = Proc(args + list(extra), env=env)
@@ -240,7 +245,9 @@ def fixture_payloads() -> list[str]:
     return out
 
 
-def run_hook(payload: str, events_file: Path, shell: str = "sh", env: dict[str, str] | None = None) -> subprocess.CompletedProcess[bytes]:
+def run_hook(
+    payload: str, events_file: Path, shell: str = "sh", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[bytes]:
     """One hook invocation, as Claude Code makes it: the payload on stdin."""
     full_env = {**os.environ, "AGENTWATCH_EVENTS_FILE": str(events_file), **(env or {})}
     return subprocess.run([shell, str(HOOK)], input=payload.encode(), env=full_env, capture_output=True, timeout=10)

@@ -57,7 +57,9 @@ def test_fixture_session_gives_the_graph() -> None:
 def test_every_tool_call_is_attributed_to_the_agent_that_made_it() -> None:
     payloads = fixture()
     events = feed_all(normalizer(), payloads)
-    expected = {p["tool_use_id"]: p.get("agent_id", MAIN_AGENT) for p in payloads if p["hook_event_name"] == "PreToolUse"}
+    expected = {
+        p["tool_use_id"]: p.get("agent_id", MAIN_AGENT) for p in payloads if p["hook_event_name"] == "PreToolUse"
+    }
     seen = {e["tool_use_id"]: e["agent_id"] for e in events if e["type"] == "tool_use"}
     assert seen == expected
     assert seen["toolu_01Wn5Ra8PzC3kV7yD2tM9Gb4"] == EXPLORE  # a Grep inside the Explore sub-agent, not main
@@ -98,8 +100,13 @@ def test_alive_records_during_the_session() -> None:
 
 def agent_call(tool_use_id: str, **tool_input: Any) -> dict[str, Any]:
     base = {"description": "Fix the bug", "prompt": "p", "subagent_type": "general-purpose"}
-    return {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Agent", "tool_use_id": tool_use_id,
-            "tool_input": {**base, **tool_input}}
+    return {
+        "session_id": "s1",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Agent",
+        "tool_use_id": tool_use_id,
+        "tool_input": {**base, **tool_input},
+    }
 
 
 def test_foreground_agent_ends_with_status_tokens_and_cost_from_its_tool_response() -> None:
@@ -108,12 +115,29 @@ def test_foreground_agent_ends_with_status_tokens_and_cost_from_its_tool_respons
     payloads = [
         agent_call("tu1", model="sonnet"),
         {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "ag1", "agent_type": "general-purpose"},
-        {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Edit", "tool_use_id": "tu2", "agent_id": "ag1"},
+        {
+            "session_id": "s1",
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Edit",
+            "tool_use_id": "tu2",
+            "agent_id": "ag1",
+        },
         {"session_id": "s1", "hook_event_name": "SubagentStop", "agent_id": "ag1", "last_assistant_message": final},
-        {"session_id": "s1", "hook_event_name": "PostToolUse", "tool_name": "Agent", "tool_use_id": "tu1",
-         "tool_response": {"status": "completed", "agentId": "ag1", "resolvedModel": "claude-sonnet-4-5",
-                           "content": [{"type": "text", "text": final}], "totalTokens": 3000, "totalDurationMs": 4000,
-                           "usage": {"input_tokens": 1_000_000, "output_tokens": 100_000}}},
+        {
+            "session_id": "s1",
+            "hook_event_name": "PostToolUse",
+            "tool_name": "Agent",
+            "tool_use_id": "tu1",
+            "tool_response": {
+                "status": "completed",
+                "agentId": "ag1",
+                "resolvedModel": "claude-sonnet-4-5",
+                "content": [{"type": "text", "text": final}],
+                "totalTokens": 3000,
+                "totalDurationMs": 4000,
+                "usage": {"input_tokens": 1_000_000, "output_tokens": 100_000},
+            },
+        },
     ]
     events = feed_all(norm, payloads)
     [done] = [e for e in events if e["type"] == "agent_done"]
@@ -126,11 +150,19 @@ def test_foreground_agent_ends_with_status_tokens_and_cost_from_its_tool_respons
 
 def test_foreground_stop_without_its_post_tool_use_still_ends_after_the_grace() -> None:
     norm = normalizer(stop_grace_ms=5000)
-    feed_all(norm, [
-        agent_call("tu1"),
-        {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "ag1", "agent_type": "general-purpose"},
-        {"session_id": "s1", "hook_event_name": "SubagentStop", "agent_id": "ag1", "last_assistant_message": "ok"},
-    ])
+    feed_all(
+        norm,
+        [
+            agent_call("tu1"),
+            {
+                "session_id": "s1",
+                "hook_event_name": "SubagentStart",
+                "agent_id": "ag1",
+                "agent_type": "general-purpose",
+            },
+            {"session_id": "s1", "hook_event_name": "SubagentStop", "agent_id": "ag1", "last_assistant_message": "ok"},
+        ],
+    )
     assert norm.expire(NOW + 1000) == []
     [done] = norm.expire(NOW + 10_000)
     assert (done["type"], done["agent_id"], done["outcome"]) == ("agent_done", "ag1", "unknown")
@@ -138,8 +170,12 @@ def test_foreground_stop_without_its_post_tool_use_still_ends_after_the_grace() 
 
 def test_old_claude_code_task_tool_without_ids_still_gives_a_graph() -> None:
     norm = normalizer()
-    pre = {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Task",
-           "tool_input": {"description": "Search", "prompt": "p", "subagent_type": "Explore"}}
+    pre = {
+        "session_id": "s1",
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Task",
+        "tool_input": {"description": "Search", "prompt": "p", "subagent_type": "Explore"},
+    }
     post = {**pre, "hook_event_name": "PostToolUse", "tool_response": {"content": [{"type": "text", "text": "found"}]}}
     events = feed_all(norm, [pre, {**pre, "tool_name": "Read", "tool_input": {}}, post])
     spawns = [e for e in events if e["type"] == "agent_spawn"]
@@ -150,21 +186,50 @@ def test_old_claude_code_task_tool_without_ids_still_gives_a_graph() -> None:
 
 
 def test_task_create_is_not_a_spawn() -> None:
-    events = feed_all(normalizer(), [{"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "TaskCreate",
-                                      "tool_use_id": "t1", "tool_input": {"subagent_type": "x"}}])
+    events = feed_all(
+        normalizer(),
+        [
+            {
+                "session_id": "s1",
+                "hook_event_name": "PreToolUse",
+                "tool_name": "TaskCreate",
+                "tool_use_id": "t1",
+                "tool_input": {"subagent_type": "x"},
+            }
+        ],
+    )
     assert [e["type"] for e in events] == ["session_start", "tool_use"]
 
 
 def test_each_sub_agent_appears_once_whatever_reveals_it_first() -> None:
     norm = normalizer()
     # No SubagentStart (background agents, #44075): PostToolUse(agentId) then its own calls.
-    events = feed_all(norm, [
-        agent_call("tu1", run_in_background=True),
-        {"session_id": "s1", "hook_event_name": "PostToolUse", "tool_name": "Agent", "tool_use_id": "tu1",
-         "tool_response": {"status": "async_launched", "agentId": "bg1"}},
-        {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "bg1", "agent_type": "general-purpose"},
-        {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_use_id": "x", "agent_id": "bg1"},
-    ])
+    events = feed_all(
+        norm,
+        [
+            agent_call("tu1", run_in_background=True),
+            {
+                "session_id": "s1",
+                "hook_event_name": "PostToolUse",
+                "tool_name": "Agent",
+                "tool_use_id": "tu1",
+                "tool_response": {"status": "async_launched", "agentId": "bg1"},
+            },
+            {
+                "session_id": "s1",
+                "hook_event_name": "SubagentStart",
+                "agent_id": "bg1",
+                "agent_type": "general-purpose",
+            },
+            {
+                "session_id": "s1",
+                "hook_event_name": "PreToolUse",
+                "tool_name": "Bash",
+                "tool_use_id": "x",
+                "agent_id": "bg1",
+            },
+        ],
+    )
     assert [e["agent_id"] for e in events if e["type"] == "agent_spawn"] == ["bg1"]
     # Background agents stay alive until SubagentStop.
     assert "s1/bg1" in norm.agents
@@ -173,31 +238,51 @@ def test_each_sub_agent_appears_once_whatever_reveals_it_first() -> None:
 def test_stray_agent_id_becomes_a_ghost_and_double_stop_is_idempotent() -> None:
     norm = normalizer()
     stop = {"session_id": "s1", "hook_event_name": "SubagentStop", "agent_id": "ghost", "stop_hook_active": True}
-    events = feed_all(norm, [
-        {"session_id": "s1", "hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": "r", "agent_id": "ghost"},
-        stop,
-        stop,
-    ])
+    events = feed_all(
+        norm,
+        [
+            {
+                "session_id": "s1",
+                "hook_event_name": "PreToolUse",
+                "tool_name": "Read",
+                "tool_use_id": "r",
+                "agent_id": "ghost",
+            },
+            stop,
+            stop,
+        ],
+    )
     assert [e["type"] for e in events] == ["session_start", "agent_spawn", "tool_use", "agent_done"]
     assert events[1]["link"] == "none"
 
 
 def test_nested_sub_agent_hangs_from_its_parent() -> None:
-    events = feed_all(normalizer(), [
-        agent_call("tu1", run_in_background=True),
-        {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "outer", "agent_type": "general-purpose"},
-        {**agent_call("tu2", subagent_type="Explore"), "agent_id": "outer", "agent_type": "general-purpose"},
-        {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "inner", "agent_type": "Explore"},
-    ])
+    events = feed_all(
+        normalizer(),
+        [
+            agent_call("tu1", run_in_background=True),
+            {
+                "session_id": "s1",
+                "hook_event_name": "SubagentStart",
+                "agent_id": "outer",
+                "agent_type": "general-purpose",
+            },
+            {**agent_call("tu2", subagent_type="Explore"), "agent_id": "outer", "agent_type": "general-purpose"},
+            {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "inner", "agent_type": "Explore"},
+        ],
+    )
     spawns = {e["agent_id"]: e["parent_id"] for e in events if e["type"] == "agent_spawn"}
     assert spawns == {"outer": MAIN_AGENT, "inner": "outer"}
 
 
 def test_idle_agents_end_as_lost_and_idle_sessions_end() -> None:
     norm = normalizer(idle_timeout_ms=60_000)
-    feed_all(norm, [
-        {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "a", "agent_type": "x"},
-    ])
+    feed_all(
+        norm,
+        [
+            {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "a", "agent_type": "x"},
+        ],
+    )
     expired = norm.expire(NOW + 61_000)
     assert [(e["type"], e.get("outcome")) for e in expired] == [("agent_done", "lost"), ("session_end", None)]
     assert norm.agents == {}
@@ -205,20 +290,30 @@ def test_idle_agents_end_as_lost_and_idle_sessions_end() -> None:
 
 def test_stop_background_tasks_end_agents_whose_subagent_stop_never_came() -> None:
     norm = normalizer()
-    events = feed_all(norm, [
-        {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "a", "agent_type": "x"},
-        {"session_id": "s1", "hook_event_name": "Stop", "background_tasks": [{"id": "a", "status": "completed"}]},
-    ])
+    events = feed_all(
+        norm,
+        [
+            {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "a", "agent_type": "x"},
+            {"session_id": "s1", "hook_event_name": "Stop", "background_tasks": [{"id": "a", "status": "completed"}]},
+        ],
+    )
     assert [(e["type"], e.get("outcome")) for e in events][-1] == ("agent_done", "success")
 
 
 def test_secrets_in_descriptions_are_redacted() -> None:
-    events = feed_all(normalizer(), [agent_call("t", description="deploy with sk-ant-api03-abcdefghijklmnopqrstuvwxyz")])
+    events = feed_all(
+        normalizer(), [agent_call("t", description="deploy with sk-ant-api03-abcdefghijklmnopqrstuvwxyz")]
+    )
     [spawn_call] = [e for e in events if e["type"] == "tool_use"]
     assert spawn_call["tool"] == "Agent"
     norm = normalizer()
-    feed_all(norm, [agent_call("t", description="token sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
-                    {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "a", "agent_type": "general-purpose"}])
+    feed_all(
+        norm,
+        [
+            agent_call("t", description="token sk-ant-api03-abcdefghijklmnopqrstuvwxyz"),
+            {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "a", "agent_type": "general-purpose"},
+        ],
+    )
     assert "sk-ant" not in norm.agents["s1/a"].description  # type: ignore[operator]
     assert "[redacted]" in norm.agents["s1/a"].description  # type: ignore[operator]
 
@@ -248,8 +343,19 @@ json_values = st.recursive(
     max_leaves=20,
 )
 hook_names = st.sampled_from(
-    ["PreToolUse", "PostToolUse", "PostToolUseFailure", "SubagentStart", "SubagentStop", "Stop", "SessionEnd",
-     "SessionStart", "Notification", "UserPromptSubmit", "Weird"]
+    [
+        "PreToolUse",
+        "PostToolUse",
+        "PostToolUseFailure",
+        "SubagentStart",
+        "SubagentStop",
+        "Stop",
+        "SessionEnd",
+        "SessionStart",
+        "Notification",
+        "UserPromptSubmit",
+        "Weird",
+    ]
 )
 payloads = st.fixed_dictionaries(
     {"hook_event_name": hook_names | json_values},

@@ -16,8 +16,13 @@ from tests.stack import PYTHON, ROOT, RedisServer, play_fixture, start_ingest, w
 
 
 def tool_line(i: int, session: str = "s-burst") -> bytes:
-    payload = {"session_id": session, "hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": f"tu-{i}",
-               "_received_at": int(time.time() * 1000)}
+    payload = {
+        "session_id": session,
+        "hook_event_name": "PreToolUse",
+        "tool_name": "Read",
+        "tool_use_id": f"tu-{i}",
+        "_received_at": int(time.time() * 1000),
+    }
     return json.dumps(payload).encode() + b"\n"
 
 
@@ -26,8 +31,12 @@ def seq(server: RedisServer, prefix: str) -> int:
 
 
 def stream_tool_ids(server: RedisServer, prefix: str) -> list[str]:
-    out = subprocess.run(["redis-cli", "-p", str(server.port), "--raw", "XRANGE", Keys(prefix).log, "-", "+"],
-                         capture_output=True, text=True, check=True).stdout
+    out = subprocess.run(
+        ["redis-cli", "-p", str(server.port), "--raw", "XRANGE", Keys(prefix).log, "-", "+"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     ids = []
     for line in out.splitlines():
         if line.startswith("{"):
@@ -79,7 +88,9 @@ def test_kill_9_mid_stream_then_restart_publishes_every_line_once(
     assert stream_tool_ids(redis_server, prefix) == [f"tu-{i}" for i in range(total)]
 
 
-def test_two_ingests_on_one_file_never_double_publish(redis_server: RedisServer, prefix: str, events_file: Path) -> None:
+def test_two_ingests_on_one_file_never_double_publish(
+    redis_server: RedisServer, prefix: str, events_file: Path
+) -> None:
     events_file.parent.mkdir(parents=True)
     events_file.write_bytes(b"")
     a = start_ingest(redis_server.url, events_file, prefix, "--from", "start")
@@ -120,13 +131,23 @@ def test_bad_lines_are_counted_logged_and_skipped(redis_server: RedisServer, pre
     events_file.write_bytes(body)
     ingest = start_ingest(redis_server.url, events_file, prefix, "--from", "start")
     try:
-        wait_for(lambda: int(redis_server.cli("HGET", Keys(prefix).stats, "lines").strip() or 0) >= 27, what="all lines")
+        wait_for(
+            lambda: int(redis_server.cli("HGET", Keys(prefix).stats, "lines").strip() or 0) >= 27, what="all lines"
+        )
         time.sleep(0)  # the counters above are committed with the events in one call: nothing more to wait for
     finally:
         ingest.stop()
     stats = dict(zip(*[iter(redis_server.cli("HGETALL", Keys(prefix).stats).split())] * 2, strict=True))
     assert int(stats["rejected"]) == 10
-    for reason in ("not_json", "not_object", "empty", "unknown_hook_event", "invalid_utf8", "bad_session_id", "too_long"):
+    for reason in (
+        "not_json",
+        "not_object",
+        "empty",
+        "unknown_hook_event",
+        "invalid_utf8",
+        "bad_session_id",
+        "too_long",
+    ):
         assert int(stats[f"rejected:{reason}"]) >= 1, reason
     ids = stream_tool_ids(redis_server, prefix)
     assert len(ids) == 14 + 3  # every good neighbour, the BOM and CRLF lines, and the lone surrogate
@@ -165,8 +186,10 @@ def test_redis_restarted_empty_gets_a_new_epoch_and_the_alive_set_back(
         own_redis.cli("FLUSHALL")
         with open(events_file, "ab") as f:
             f.write(tool_line(1))
-        wait_for(lambda: seq(own_redis, prefix) >= 1 and own_redis.cli("HLEN", Keys(prefix).alive).strip() == "1",
-                 what="rewritten state")
+        wait_for(
+            lambda: seq(own_redis, prefix) >= 1 and own_redis.cli("HLEN", Keys(prefix).alive).strip() == "1",
+            what="rewritten state",
+        )
         assert own_redis.cli("HGET", Keys(prefix).meta, "epoch").strip() not in ("", epoch)
     finally:
         ingest.stop()
@@ -192,7 +215,10 @@ def test_unreachable_redis_at_start_is_one_clear_line(tmp_path: Path) -> None:
     url = "redis://:s3cret@127.0.0.1:1/0"
     result = subprocess.run(
         [PYTHON, "-m", "ingest", "--redis-url", url, "--events-file", str(tmp_path / "e.jsonl")],
-        capture_output=True, text=True, cwd=ROOT, timeout=30,
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
     )
     assert result.returncode == 1
     last = result.stderr.strip().splitlines()[-1]

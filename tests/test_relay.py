@@ -38,19 +38,27 @@ def append_lines(path: Path, lines: list[dict[str, Any]]) -> None:
 
 def tool_calls(n: int, start: int = 0, session: str = "s-burst") -> list[dict[str, Any]]:
     now = int(time.time() * 1000)
-    return [{"session_id": session, "hook_event_name": "PreToolUse", "tool_name": "Read", "tool_use_id": f"tu-{i}",
-             "_received_at": now} for i in range(start, start + n)]
+    return [
+        {
+            "session_id": session,
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Read",
+            "tool_use_id": f"tu-{i}",
+            "_received_at": now,
+        }
+        for i in range(start, start + n)
+    ]
 
 
-async def recv(ws: Any, timeout: float = 10.0) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), timeout))
+async def recv(ws: Any, within: float = 10.0) -> dict[str, Any]:
+    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
     return message
 
 
-async def events_until(ws: Any, done: Any, timeout: float = 20.0) -> list[dict[str, Any]]:
+async def events_until(ws: Any, done: Any, within: float = 20.0) -> list[dict[str, Any]]:
     """Event envelopes until done(envelope) holds; pings are skipped."""
     out: list[dict[str, Any]] = []
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         message = await recv(ws, max(0.1, deadline - time.monotonic()))
         if message["type"] == "ping":
@@ -61,7 +69,7 @@ async def events_until(ws: Any, done: Any, timeout: float = 20.0) -> list[dict[s
 
 
 async def test_fixture_session_end_to_end(stack: Stack) -> None:
-    """Hook -> file -> ingest -> Redis -> relay -> WebSocket: attribution, three sub-agents, the failure, empty at the end."""
+    """Hook -> file -> ingest -> Redis -> relay -> WebSocket: attribution, sub-agents, the failure, empty at the end."""
     async with websockets.connect(stack.ws_url) as ws:
         snapshot = await recv(ws)
         assert snapshot["type"] == "snapshot" and snapshot["alive"] == []
@@ -78,9 +86,21 @@ async def test_fixture_session_end_to_end(stack: Stack) -> None:
     }
     calls = [(d["agent_id"], d["tool"]) for d in data if d["type"] == "tool_use"]
     assert calls == [
-        (MAIN_AGENT, "Glob"), (MAIN_AGENT, "Read"), (MAIN_AGENT, "Agent"), (MAIN_AGENT, "Agent"), (MAIN_AGENT, "Agent"),
-        (EXPLORE, "Grep"), (TESTER, "Bash"), (EXPLORE, "Read"), (REVIEWER, "Grep"), (EXPLORE, "Read"),
-        (REVIEWER, "Read"), (REVIEWER, "WebFetch"), (TESTER, "Read"), (TESTER, "Bash"), (MAIN_AGENT, "Write"),
+        (MAIN_AGENT, "Glob"),
+        (MAIN_AGENT, "Read"),
+        (MAIN_AGENT, "Agent"),
+        (MAIN_AGENT, "Agent"),
+        (MAIN_AGENT, "Agent"),
+        (EXPLORE, "Grep"),
+        (TESTER, "Bash"),
+        (EXPLORE, "Read"),
+        (REVIEWER, "Grep"),
+        (EXPLORE, "Read"),
+        (REVIEWER, "Read"),
+        (REVIEWER, "WebFetch"),
+        (TESTER, "Read"),
+        (TESTER, "Bash"),
+        (MAIN_AGENT, "Write"),
     ]
     assert [(d["agent_id"], d["tool"]) for d in data if d["type"] == "tool_fail"] == [(TESTER, "Bash")]
     assert {d["agent_id"] for d in data if d["type"] == "agent_done"} == {EXPLORE, TESTER, REVIEWER}
@@ -114,7 +134,7 @@ async def test_viewers_joining_during_a_burst_see_contiguous_seqs(stack: Stack) 
         async with websockets.connect(stack.ws_url, max_queue=None) as ws:
             snapshot = await recv(ws)
             assert snapshot["seq"] < total, "joined after the burst: the test did not test the boundary"
-            messages = await events_until(ws, lambda m: m["data"].get("tool_use_id") == f"tu-{total - 1}", timeout=60)
+            messages = await events_until(ws, lambda m: m["data"].get("tool_use_id") == f"tu-{total - 1}", within=60)
             return snapshot["seq"], [m["seq"] for m in messages]
 
     async def writer() -> None:
@@ -168,7 +188,7 @@ async def test_a_stalled_viewer_is_dropped_and_the_others_keep_everything(stack:
             for start in range(0, 30000, 1000):
                 append_lines(stack.events_file, tool_calls(1000, start))
                 await asyncio.sleep(0.02)
-            messages = await events_until(ws, lambda m: m["data"].get("tool_use_id") == "tu-29999", timeout=90)
+            messages = await events_until(ws, lambda m: m["data"].get("tool_use_id") == "tu-29999", within=90)
             assert [m["seq"] for m in messages] == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(messages)))
             wait_for(lambda: _stats(stack)["viewers"] == 1, timeout=15, what="stalled viewer dropped")
     finally:
@@ -210,18 +230,25 @@ async def test_garbage_on_the_channel_is_dropped_without_a_reset(stack: Stack, r
     async with websockets.connect(stack.ws_url) as ws:
         snapshot = await recv(ws)
         channel = Keys(stack.prefix).channel
-        for garbage in ("not json", '{"type":"event","seq":999999,"epoch":"x","data":{}}',
-                        json.dumps({"type": "event", "seq": snapshot["seq"] + 50, "epoch": snapshot["epoch"], "data": {}})):
+        for garbage in (
+            "not json",
+            '{"type":"event","seq":999999,"epoch":"x","data":{}}',
+            json.dumps({"type": "event", "seq": snapshot["seq"] + 50, "epoch": snapshot["epoch"], "data": {}}),
+        ):
             redis_server.cli("PUBLISH", channel, garbage)
         append_lines(stack.events_file, tool_calls(3))
         messages = await events_until(ws, lambda m: m["data"].get("tool_use_id") == "tu-2")
         assert all(m["type"] == "event" for m in messages)
-        assert [m["seq"] for m in messages] == list(range(snapshot["seq"] + 1, snapshot["seq"] + 5))  # session + 3 calls
+        assert [m["seq"] for m in messages] == list(
+            range(snapshot["seq"] + 1, snapshot["seq"] + 5)
+        )  # session + 3 calls
     stats = _stats(stack)
     assert stats["bad_messages"] >= 3 and stats["resets"] == 0
 
 
-async def test_client_kill_of_the_subscription_is_noticed_and_the_gap_filled(stack: Stack, redis_server: RedisServer) -> None:
+async def test_client_kill_of_the_subscription_is_noticed_and_the_gap_filled(
+    stack: Stack, redis_server: RedisServer
+) -> None:
     async with websockets.connect(stack.ws_url) as ws:
         snapshot = await recv(ws)
         reconnects = _stats(stack)["reconnects"]
@@ -254,7 +281,9 @@ async def test_flooding_viewer_is_closed_1008_and_others_unaffected(stack: Stack
                 await asyncio.wait_for(flood.recv(), 10)
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
         append_lines(stack.events_file, tool_calls(1))
-        assert (await events_until(calm, lambda m: m["data"]["type"] == "tool_use"))[-1]["data"]["tool_use_id"] == "tu-0"
+        assert (await events_until(calm, lambda m: m["data"]["type"] == "tool_use"))[-1]["data"][
+            "tool_use_id"
+        ] == "tu-0"
 
 
 def test_health_and_ready(stack: Stack) -> None:
@@ -290,7 +319,9 @@ def _status(url: str) -> int:
 
 
 def test_public_bind_needs_a_token_or_insecure() -> None:
-    result = subprocess.run([PYTHON, "-m", "relay", "--bind", "0.0.0.0:8209"], capture_output=True, text=True, cwd=ROOT, timeout=30)
+    result = subprocess.run(
+        [PYTHON, "-m", "relay", "--bind", "0.0.0.0:8209"], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
     assert result.returncode == 2
     assert "AGENTWATCH_TOKEN" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
@@ -316,7 +347,8 @@ def test_port_in_use_is_one_clear_line() -> None:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        result = subprocess.run([PYTHON, "-m", "relay", "--bind", f"127.0.0.1:{port}"], capture_output=True, text=True,
-                                cwd=ROOT, timeout=30)
+        result = subprocess.run(
+            [PYTHON, "-m", "relay", "--bind", f"127.0.0.1:{port}"], capture_output=True, text=True, cwd=ROOT, timeout=30
+        )
     assert result.returncode == 2 and "already in use" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
