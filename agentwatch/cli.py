@@ -45,7 +45,7 @@ def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, bool]:
     parser = OneLineParser(prog="agentwatch up", description="Run ingest and relay in one process.")
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("AGENTWATCH_REDIS_URL"),
+        default=os.environ.get("AGENTWATCH_REDIS_URL") or None,
         help="a real Redis (AGENTWATCH_REDIS_URL); without it an embedded in-process Redis is used",
     )
     parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
@@ -105,12 +105,7 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
         ) from None
     server = relay_cli.server(create_app(relay_settings, redis=relay_redis), relay_settings)
     stop = asyncio.Event()
-    url = f"http://{relay_settings.host}:{relay_settings.port}/"
     print(f"agentwatch: reading {ingest_settings.events_file}, state in {where}", file=sys.stderr)
-    print(
-        f"agentwatch: open {url}  (WebSocket at ws://{relay_settings.host}:{relay_settings.port}/stream)",
-        file=sys.stderr,
-    )
 
     def stop_server() -> None:
         server.should_exit = True
@@ -120,8 +115,16 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
         if with_demo:
             print(f"agentwatch: --demo is writing a sample session into {ingest_settings.events_file}", file=sys.stderr)
             tasks.append(asyncio.create_task(demo.play(ingest_settings.events_file, stop), name="demo"))
+        serving = asyncio.create_task(server.serve(sockets=[sock]), name="relay")
         try:
-            await server.serve(sockets=[sock])
+            while not server.started and not serving.done():
+                await asyncio.sleep(0.02)  # uvicorn offers no event for "listening"
+            if server.started:
+                host, port = relay_settings.host, relay_settings.port
+                print(
+                    f"agentwatch: open http://{host}:{port}/  (WebSocket at ws://{host}:{port}/stream)", file=sys.stderr
+                )
+            await serving
         finally:
             stop.set()
             results = await asyncio.gather(*tasks, return_exceptions=True)

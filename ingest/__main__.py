@@ -23,7 +23,7 @@ DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 def common_arguments(parser: OneLineParser, default_redis: str | None) -> None:
     parser.add_argument(
         "--redis-url",
-        default=os.environ.get("AGENTWATCH_REDIS_URL", default_redis),
+        default=os.environ.get("AGENTWATCH_REDIS_URL") or default_redis,
         help="Redis to write to (AGENTWATCH_REDIS_URL)",
     )
     parser.add_argument(

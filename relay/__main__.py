@@ -24,7 +24,7 @@ log = logging.getLogger("relay")
 
 def parse(argv: Sequence[str] | None, prog: str = "agentwatch relay") -> Settings:
     parser = OneLineParser(prog=prog, description="Serve the agentwatch page and its WebSocket from Redis.")
-    parser.add_argument("--redis-url", default=os.environ.get("AGENTWATCH_REDIS_URL", DEFAULT_REDIS_URL))
+    parser.add_argument("--redis-url", default=os.environ.get("AGENTWATCH_REDIS_URL") or DEFAULT_REDIS_URL)
     parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
     add_arguments(parser)
     ns = parser.parse_args(argv)
