@@ -117,8 +117,8 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
             tasks.append(asyncio.create_task(demo.play(ingest_settings.events_file, stop), name="demo"))
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="relay")
         try:
-            while not server.started and not serving.done():
-                await asyncio.sleep(0.02)  # uvicorn offers no event for "listening"
+            while not server.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no "listening" event
+                await asyncio.sleep(0.02)
             if server.started:
                 host, port = relay_settings.host, relay_settings.port
                 print(

@@ -82,7 +82,7 @@ async def test_up_demo_shows_a_session_without_claude_code(events_file: Path) ->
     finally:
         assert proc.stop() == 0
     assert messages[-1]["data"]["parent_id"]  # a sub-agent hanging from its parent
-    assert events_file.stat().st_size > 0
+    assert (await asyncio.to_thread(events_file.stat)).st_size > 0
 
 
 @pytest.mark.parametrize(
