@@ -576,6 +576,13 @@ def test_gap_duplicate_reset_and_slow_close(stack: Stack, viewers: Callable[...,
     third.send(event(3, epoch="B", type="tool_fail", agent_id="b1", tool="Bash"))
     expect(viewer.node("b1", "s")).to_have_attribute("data-fails", "1")
     assert viewer.stats()["lastSeq"] == 3
+
+    # Connections that open and close without a frame (quiet restarts) must not pile up backoff as if down.
+    for n in range(4, 9):
+        sockets[-1].close(code=1012, reason="restarting")
+        expect(page.locator("#status")).to_have_attribute("data-status", "reconnecting")
+        assert connection(n).url.endswith("/stream?since=3&epoch=B")
+    expect(page.locator("#status")).to_have_attribute("data-status", "connected")
     viewer.assert_clean()
 
 

@@ -426,6 +426,8 @@ function start(d3) {
     }
     socket = ws;
     ws.onopen = () => {
+      // A quiet resume may bring no frame for a while: being connected is what resets the backoff.
+      attempt = 0;
       stats.connects++;
       setStatus("connected");
     };
@@ -455,7 +457,6 @@ function start(d3) {
       retry();
       return;
     }
-    attempt = 0;
     if (result.effects[0]?.type === "reset") clear();
     if (!document.hidden && pending.length < MAX_PENDING) pending.push(...result.effects);
   }
