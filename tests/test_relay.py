@@ -302,6 +302,7 @@ def test_ready_is_503_while_redis_is_down(own_redis: RedisServer, prefix: str) -
         with pytest.raises(urllib.error.HTTPError) as err:
             urllib.request.urlopen(base + "/ready", timeout=5)
         assert err.value.code == 503
+        err.value.close()
         own_redis.start()
         wait_for(lambda: _status(base + "/ready") == 200, timeout=15, what="ready again")
     finally:
@@ -313,6 +314,7 @@ def _status(url: str) -> int:
         with urllib.request.urlopen(url, timeout=2) as r:
             return int(r.status)
     except urllib.error.HTTPError as err:
+        err.close()
         return err.code
     except OSError:
         return 0
