@@ -26,6 +26,7 @@ from ingest import Settings as IngestSettings
 from ingest import run as run_ingest
 from ingest.main import IngestError, check_redis
 from ingest.pricing import PricingError
+from ingest.redact import RedactError
 from ingest.settings import SettingsError as IngestSettingsError
 from ingest.settings import add_arguments as ingest_arguments
 from ingest.settings import from_args as ingest_from_args
@@ -160,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (IngestSettingsError, RelaySettingsError) as exc:
         print(f"agentwatch up: {exc}", file=sys.stderr)
         return 2
-    except (IngestError, PricingError) as exc:
+    except (IngestError, PricingError, RedactError) as exc:
         print(f"agentwatch up: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -15,6 +15,7 @@ from contract import DEFAULT_PREFIX, OneLineParser, prefix_problem, redis_url_pr
 
 from .main import IngestError, check_redis, run
 from .pricing import PricingError
+from .redact import RedactError
 from .settings import Settings, SettingsError, add_arguments, from_args
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
@@ -81,7 +82,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "agentwatch ingest") -> 
     logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
     try:
         asyncio.run(serve(settings))
-    except (IngestError, PricingError) as exc:
+    except (IngestError, PricingError, RedactError) as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     return 0

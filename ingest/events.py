@@ -43,6 +43,8 @@ KNOWN_HOOKS = frozenset(
     }
 )
 TEXT_CAP = 200  # descriptions and messages are labels, not documents
+DETAIL_CAP = 300
+DETAIL_FIELDS = ("command", "file_path", "path", "pattern", "url", "query", "skill", "description")
 MARKER_RE = re.compile(r"=== *STATUS-TRUTH MARKER *===(.*)", re.S)
 SHIPPED_RE = re.compile(r"shipped\s*:\s*([A-Za-z_-]+)", re.I)
 SHIPPED_OUTCOME = {
@@ -159,6 +161,7 @@ class Normalizer:
     pricing: Pricing
     limits: Limits = field(default_factory=Limits)
     redact: Callable[[str], str] = lambda s: s
+    details: bool = False  # publish prompts and tool input summaries (redacted); off by default
     agents: dict[str, Agent] = field(default_factory=dict)  # alive_field -> Agent
     # spawning tool_use_id -> spawn info, until the spawned agent's id is known
     pending: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -395,7 +398,8 @@ class Normalizer:
     def _on_UserPromptSubmit(self, ctx: _Ctx) -> list[dict[str, Any]]:
         prompt = ctx.payload.get("prompt")
         size = len(prompt) if isinstance(prompt, str) else None
-        return [self._event("prompt", ctx.ts, ctx.session, MAIN_AGENT, prompt_chars=size)]
+        extra = {"prompt": self._text(prompt, DETAIL_CAP)} if self.details else {}
+        return [self._event("prompt", ctx.ts, ctx.session, MAIN_AGENT, prompt_chars=size, **extra)]
 
     def _on_PreToolUse(self, ctx: _Ctx) -> list[dict[str, Any]]:
         tool = ctx.tool()
@@ -419,8 +423,11 @@ class Normalizer:
                 )
             )
         else:
+            extra = {"detail": self._detail(tool_input)} if self.details else {}
             out.append(
-                self._event("tool_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id)
+                self._event(
+                    "tool_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id, **extra
+                )
             )
         if tool in SPAWN_TOOLS:
             spawn: dict[str, Any] = {
@@ -621,10 +628,19 @@ class Normalizer:
         }
         return agents.pop() if len(agents) == 1 else None
 
-    def _text(self, value: Any) -> str | None:
+    def _text(self, value: Any, cap: int = TEXT_CAP) -> str | None:
         if not isinstance(value, str) or not value:
             return None
-        return self.redact(value[:TEXT_CAP])
+        # Redact before cutting, so a secret straddling the cut is still recognised whole.
+        return self.redact(value[: cap * 4])[:cap]
+
+    def _detail(self, tool_input: dict[str, Any]) -> str | None:
+        """What a tool call is about, in one short line: its command, path, pattern or address."""
+        for name in DETAIL_FIELDS:
+            text = self._text(tool_input.get(name), DETAIL_CAP)
+            if text:
+                return " ".join(text.split())
+        return None
 
 
 @dataclass

@@ -50,7 +50,8 @@ class Ingest:
             source=settings.source_name,
             pricing=Pricing.load(settings.pricing_file),
             limits=Limits(idle_timeout_ms=int(settings.idle_timeout_s * 1000)),
-            redact=Redactor(),
+            redact=Redactor.from_file(settings.redact_patterns_file),
+            details=settings.publish_details,
         )
         self.expected = ""  # checkpoint position token of our last commit
         self.last_expire = 0.0

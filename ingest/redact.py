@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from pathlib import Path
 
 REDACTED = "[redacted]"
 
@@ -22,9 +23,32 @@ DEFAULT_PATTERNS = (
 )
 
 
+class RedactError(ValueError):
+    pass
+
+
 class Redactor:
     def __init__(self, patterns: Iterable[str] = DEFAULT_PATTERNS) -> None:
         self._re = re.compile("|".join(f"(?:{p})" for p in patterns))
+
+    @classmethod
+    def from_file(cls, path: Path | None) -> Redactor:
+        """The defaults plus one regular expression per line of `path` (blank lines and # comments skipped)."""
+        if path is None:
+            return cls()
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise RedactError(f"cannot read redaction patterns {path}: {exc.strerror}") from None
+        extra = [line.strip() for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
+        for number, pattern in enumerate(extra, 1):
+            try:
+                re.compile(pattern)
+            except re.error as exc:
+                raise RedactError(
+                    f"{path}: pattern {number} {pattern!r} is not a valid regular expression ({exc})"
+                ) from None
+        return cls((*DEFAULT_PATTERNS, *extra))
 
     def __call__(self, text: str) -> str:
         return self._re.sub(REDACTED, text)

@@ -33,6 +33,7 @@ class Settings:
     watch_step_ms: int = 5
     pricing_file: Path | None = None
     redact_patterns_file: Path | None = None
+    publish_details: bool = False  # opt-in: prompts and a short summary of each tool input, redacted
 
     @property
     def source_name(self) -> str:
@@ -71,6 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
     group.add_argument(
         "--poll-interval", default=env.get("AGENTWATCH_POLL_INTERVAL", "1.0"), help="safety poll, seconds"
     )
+    group.add_argument(
+        "--redact-patterns",
+        default=env.get("AGENTWATCH_REDACT_PATTERNS", ""),
+        help="file of extra regular expressions (one per line) whose matches are replaced by [redacted]",
+    )
+    group.add_argument(
+        "--publish-details",
+        action="store_true",
+        default=env.get("AGENTWATCH_PUBLISH_DETAILS") == "1",
+        help="also publish prompts and a short, redacted summary of each tool input (off: only what the graph needs)",
+    )
 
 
 def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Settings:
@@ -91,6 +103,8 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         idle_timeout_s=_float("--idle-timeout", ns.idle_timeout, 1.0),
         poll_interval_s=_float("--poll-interval", ns.poll_interval, 0.05),
         pricing_file=pricing,
+        redact_patterns_file=Path(os.path.expanduser(ns.redact_patterns)) if ns.redact_patterns else None,
+        publish_details=ns.publish_details,
     )
 
 

@@ -56,7 +56,7 @@ def bind_socket(settings: Settings) -> socket.socket:
 def server(app: Starlette, settings: Settings) -> uvicorn.Server:
     config = uvicorn.Config(
         app,
-        ws="wsproto",
+        ws="websockets-sansio",  # closes a protocol violation (e.g. a compressed frame) with 1002, not a drop
         ws_max_size=settings.max_frame_bytes,  # inbound frames; bigger ones are closed with 1009 unbuffered
         ws_per_message_deflate=False,  # no compression: cheaper per viewer, and no decompression bombs
         ws_ping_interval=20.0,
