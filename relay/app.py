@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TypedDict
 from urllib.parse import urlsplit
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
@@ -59,7 +59,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         own = redis is None
-        client = redis if redis is not None else Redis.from_url(settings.redis_url or "", socket_connect_timeout=5)
+        client = redis if redis is not None else _client(settings.redis_url or "")
         hub = Hub(client, Keys(settings.prefix), settings.sync_interval_s)
         task = asyncio.create_task(hub.run(), name="relay-hub")
         try:
@@ -81,6 +81,13 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         WebSocketRoute("/stream", stream),
     ]
     return Starlette(routes=routes, lifespan=lifespan)
+
+
+def _client(url: str) -> Redis:
+    # Hundreds of viewers may connect at once, each taking a snapshot: they wait for one of a bounded set of
+    # connections instead of failing with "Too many connections".
+    pool = BlockingConnectionPool.from_url(url, max_connections=32, timeout=20, socket_connect_timeout=5)
+    return Redis(connection_pool=pool)
 
 
 async def page(request: Request) -> Response:
