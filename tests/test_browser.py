@@ -52,6 +52,8 @@ GRAPH_JS = """() => [...document.querySelectorAll('g.node')].map(g => [
 
 expect.set_options(timeout=15_000)
 
+reliability = pytest.mark.reliability
+
 
 # ---- fixtures and helpers
 
@@ -261,6 +263,12 @@ def test_fixture_session_plays_through(stack: Stack, viewers: Callable[..., View
     viewer.assert_clean()
 
 
+@reliability(
+    "Faults",
+    "relay restart under a page",
+    injected="the relay stopped and started with a page open",
+    checked="reconnecting then connected; the same graph, no duplicate nodes",
+)
 def test_mid_session_page_and_relay_restart(
     stack: Stack, viewers: Callable[..., Viewer], redis_server: RedisServer
 ) -> None:
@@ -318,6 +326,12 @@ def test_two_pages_see_the_same_graph(stack: Stack, viewers: Callable[..., Viewe
     second.assert_clean()
 
 
+@reliability(
+    "Security",
+    "payload text is never HTML",
+    injected="an agent description, type, tool name and project of <img src=x onerror=alert(1)>",
+    checked="rendered literally in Chromium; no img element, no dialog",
+)
 def test_payload_text_renders_literally(stack: Stack, viewers: Callable[..., Viewer]) -> None:
     """Descriptions, agent types, tool names and project names are text: no element, no script, no dialog."""
     viewer = viewers(stack.base_url)

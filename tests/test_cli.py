@@ -17,6 +17,8 @@ from tests.stack import PYTHON, ROOT, Proc, RedisServer, free_port, play_fixture
 
 AGENTWATCH = [PYTHON, "-m", "agentwatch"]
 
+reliability = pytest.mark.reliability
+
 
 def start_up(events_file: Path, *extra: str) -> tuple[Proc, str]:
     port = free_port()
@@ -85,6 +87,12 @@ async def test_up_demo_shows_a_session_without_claude_code(events_file: Path) ->
     assert (await asyncio.to_thread(events_file.stat)).st_size > 0
 
 
+@reliability(
+    "Bad input",
+    "configuration: bad values",
+    injected="bad --bind, --redis-url, --queue-size, --ping-interval, an unknown command",
+    checked="one line naming the flag and value, exit 2",
+)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -102,6 +110,12 @@ def test_bad_values_get_one_line_naming_the_flag_and_exit_2(args: list[str], mes
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@reliability(
+    "Bad input",
+    "configuration: unusable events folder",
+    injected="--events-file under a regular file",
+    checked="one line, exit 1, the file untouched",
+)
 def test_unusable_events_folder_is_one_clear_line(tmp_path: Path) -> None:
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")  # root ignores modes, so block the folder with a file instead

@@ -19,6 +19,8 @@ SESSION = "7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17"
 EXPLORE, TESTER, REVIEWER = "a3f9c1d27b84e065", "a71be0c94d2f5a38", "ac52d8e6f1097b4a"
 NOW = 1_800_000_000_000
 
+reliability = pytest.mark.reliability
+
 
 def normalizer(**limits: Any) -> Normalizer:
     return Normalizer(source="test", pricing=Pricing.load(), limits=Limits(**limits), redact=Redactor())
@@ -318,6 +320,12 @@ def test_secrets_in_descriptions_are_redacted() -> None:
     assert "[redacted]" in norm.agents["s1/a"].description  # type: ignore[operator]
 
 
+@reliability(
+    "Bad input",
+    "unusable payloads",
+    injected="not an object, no or unknown hook event, bad session or agent id, no tool name",
+    checked="a Rejected with a reason counter, never an exception",
+)
 @pytest.mark.parametrize(
     ("payload", "reason"),
     [
@@ -374,6 +382,12 @@ payloads = st.fixed_dictionaries(
 )
 
 
+@reliability(
+    "Bad input",
+    "arbitrary JSON (hypothesis)",
+    injected="300 generated sequences of arbitrary JSON values and hook-shaped objects",
+    checked="an event or a counted rejection, never an exception; output always serialisable",
+)
 @settings(max_examples=300, deadline=None)
 @given(st.lists(payloads | json_values, max_size=12))
 def test_normalizer_never_raises_on_arbitrary_json(items: list[Any]) -> None:

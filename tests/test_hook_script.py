@@ -31,6 +31,8 @@ SHELLS = {
 # stdio with a 4 KiB buffer, dash writes big strings directly.
 SHELL_IDS = list(SHELLS)
 
+reliability = pytest.mark.reliability
+
 
 def shell_argv(name: str) -> list[str]:
     argv = SHELLS[name]
@@ -257,6 +259,12 @@ def test_raw_cr_lf_in_the_payload_give_one_line(shell: str, tmp_path: Path, even
     assert record == payload
 
 
+@reliability(
+    "Security",
+    "the hook never runs the payload",
+    injected="command substitutions and backticks inside the payload",
+    checked="nothing executed; the payload written as data",
+)
 @pytest.mark.parametrize("shell", SHELL_IDS)
 def test_payload_is_data_never_code(shell: str, tmp_path: Path, events: Path) -> None:
     trap = tmp_path / "pwned"
@@ -483,6 +491,12 @@ def spawn_many(shell: str, payloads: list[bytes], tmp_path: Path, env: dict[str,
         assert (proc.returncode, out, err) == (0, b"", b"")
 
 
+@reliability(
+    "Load",
+    "parallel hooks, big lines",
+    injected="50 hooks at once with ~100 KiB payloads",
+    checked="every line valid JSON, each payload once",
+)
 @pytest.mark.parametrize("shell", SHELL_IDS)
 def test_parallel_big_lines_never_interleave(shell: str, tmp_path: Path, events: Path) -> None:
     """50 hooks at once, ~100 KiB each (above every shell's printf buffer): 50 intact lines."""

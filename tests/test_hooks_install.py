@@ -33,6 +33,8 @@ FOREIGN: dict[str, Any] = {
     "statusLine": {"type": "command", "command": "status.sh"},
 }
 
+reliability = pytest.mark.reliability
+
 
 def cli(*args: str, home: Path, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
     env = {"PATH": os.environ["PATH"], "HOME": str(home)}
@@ -223,6 +225,12 @@ def test_mode_and_symlink_are_kept(tmp_path: Path) -> None:
     assert list(real.parent.glob(".*.tmp")) == []
 
 
+@reliability(
+    "Bad input",
+    "configuration: settings.json not JSON",
+    injected="invalid or wrongly shaped settings.json",
+    checked="one line, exit 2, the file byte-identical, no backup",
+)
 @pytest.mark.parametrize(
     ("body", "problem"),
     [

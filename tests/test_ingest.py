@@ -14,6 +14,8 @@ import pytest
 from contract import Keys
 from tests.stack import PYTHON, ROOT, RedisServer, play_fixture, start_ingest, wait_for
 
+reliability = pytest.mark.reliability
+
 
 def tool_line(i: int, session: str = "s-burst") -> bytes:
     payload = {
@@ -88,6 +90,12 @@ def test_kill_9_mid_stream_then_restart_publishes_every_line_once(
     assert stream_tool_ids(redis_server, prefix) == [f"tu-{i}" for i in range(total)]
 
 
+@reliability(
+    "Faults",
+    "two ingests on one file",
+    injected="a second ingest process on the same file and prefix",
+    checked="the checkpoint compare-and-set lets only one commit each range: every line once, in order",
+)
 def test_two_ingests_on_one_file_never_double_publish(
     redis_server: RedisServer, prefix: str, events_file: Path
 ) -> None:
@@ -123,6 +131,12 @@ BAD_LINES = [
 ]
 
 
+@reliability(
+    "Bad input",
+    "the events file",
+    injected="non-JSON, NaN, an array, two objects on one line, an empty line, CRLF, a BOM, invalid UTF-8, a lone surrogate, a 2 MiB line, a wrongly typed field, an unknown hook event, between good lines",
+    checked="each counted by reason and logged with its byte offset; every neighbour published; ingest keeps following",
+)
 def test_bad_lines_are_counted_logged_and_skipped(redis_server: RedisServer, prefix: str, events_file: Path) -> None:
     events_file.parent.mkdir(parents=True)
     body = tool_line(0)
@@ -154,6 +168,12 @@ def test_bad_lines_are_counted_logged_and_skipped(redis_server: RedisServer, pre
     assert "skipped line at byte" in ingest.output
 
 
+@reliability(
+    "Faults",
+    "Redis down under ingest",
+    injected="redis-server stopped while 199 lines arrive, then started",
+    checked="ingest waits with backoff, the offset does not move; all lines published once after",
+)
 def test_redis_outage_waits_and_catches_up(tmp_path: Path, prefix: str, events_file: Path) -> None:
     server = RedisServer(extra=("--appendonly", "yes", "--appendfsync", "always"))
     server.start()
@@ -174,6 +194,12 @@ def test_redis_outage_waits_and_catches_up(tmp_path: Path, prefix: str, events_f
         server.close()
 
 
+@reliability(
+    "Faults",
+    "Redis flushed under ingest",
+    injected="FLUSHALL between two lines",
+    checked="a new epoch (never the old one); ingest rewrites its alive set",
+)
 def test_redis_restarted_empty_gets_a_new_epoch_and_the_alive_set_back(
     own_redis: RedisServer, prefix: str, events_file: Path
 ) -> None:
@@ -195,6 +221,12 @@ def test_redis_restarted_empty_gets_a_new_epoch_and_the_alive_set_back(
         ingest.stop()
 
 
+@reliability(
+    "Bad input",
+    "configuration: bad flags",
+    injected="a bad Redis URL, --from, --idle-timeout, --prefix, an unknown flag",
+    checked="one line naming the flag and value, exit 2",
+)
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -211,6 +243,12 @@ def test_bad_flags_get_one_line_and_exit_2(args: list[str], message: str) -> Non
     assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@reliability(
+    "Bad input",
+    "configuration: unreachable Redis",
+    injected="a URL with a password pointing at a closed port",
+    checked="one line saying what to do, exit 1, the password never printed",
+)
 def test_unreachable_redis_at_start_is_one_clear_line(tmp_path: Path) -> None:
     url = "redis://:s3cret@127.0.0.1:1/0"
     result = subprocess.run(

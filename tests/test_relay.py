@@ -24,6 +24,8 @@ from tests.stack import PYTHON, ROOT, RedisServer, Stack, play_fixture, running_
 SESSION = "7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17"
 EXPLORE, TESTER, REVIEWER = "a3f9c1d27b84e065", "a71be0c94d2f5a38", "ac52d8e6f1097b4a"
 
+reliability = pytest.mark.reliability
+
 
 @pytest.fixture
 def stack(redis_server: RedisServer, events_file: Path) -> Iterator[Stack]:
@@ -126,6 +128,12 @@ def _seq(stack: Stack) -> int:
         return int(json.load(r)["seq"])
 
 
+@reliability(
+    "Load",
+    "snapshot/stream boundary race",
+    injected="20 viewers joining at random during a 2000 lines/s burst",
+    checked="each sees seq contiguous from its snapshot S+1, no gap, no duplicate",
+)
 async def test_viewers_joining_during_a_burst_see_contiguous_seqs(stack: Stack) -> None:
     total = 3000
 
@@ -178,6 +186,12 @@ def _raw_handshake(port: int) -> socket.socket:
     return sock
 
 
+@reliability(
+    "Load",
+    "stalled viewer",
+    injected="a viewer that completes the handshake and never reads, 30 000 events",
+    checked="it is dropped; the reading viewer gets every event in order; no queue left",
+)
 async def test_a_stalled_viewer_is_dropped_and_the_others_keep_everything(stack: Stack) -> None:
     stalled = _raw_handshake(stack.port)  # completes the handshake, then never reads again
     try:
@@ -203,6 +217,12 @@ def _stats(stack: Stack) -> dict[str, Any]:
         return stats
 
 
+@reliability(
+    "Load",
+    "viewer falling behind",
+    injected="a burst of 1000 events into a 16-event queue",
+    checked='closed with 4008 and the reason "fell behind"',
+)
 async def test_a_viewer_that_falls_behind_is_told_why_with_4008(redis_server: RedisServer, events_file: Path) -> None:
     """A queue of 16 and a burst of 1000: the viewer cannot keep up, gets close code 4008 and its reason."""
     with running_stack(redis_server.url, events_file, relay_args=("--queue-size", "16")) as stack:
@@ -217,6 +237,12 @@ async def test_a_viewer_that_falls_behind_is_told_why_with_4008(redis_server: Re
         wait_for(lambda: _stats(stack)["viewers"] == 0, what="viewer gone")
 
 
+@reliability(
+    "Security",
+    "cross-site WebSocket hijacking",
+    injected="a handshake with Origin https://evil.example",
+    checked="HTTP 403 before accept, no snapshot; same origin accepted",
+)
 async def test_foreign_origin_is_refused_before_any_snapshot(stack: Stack) -> None:
     with pytest.raises(InvalidStatus) as refused:
         async with websockets.connect(stack.ws_url, origin="https://evil.example"):  # type: ignore[arg-type]
@@ -226,6 +252,12 @@ async def test_foreign_origin_is_refused_before_any_snapshot(stack: Stack) -> No
         assert (await recv(ws))["type"] == "snapshot"
 
 
+@reliability(
+    "Bad input",
+    "foreign messages on the channel",
+    injected="non-JSON, a wrong epoch and a future seq PUBLISHed by redis-cli",
+    checked="counted and dropped; no reset; real events contiguous",
+)
 async def test_garbage_on_the_channel_is_dropped_without_a_reset(stack: Stack, redis_server: RedisServer) -> None:
     async with websockets.connect(stack.ws_url) as ws:
         snapshot = await recv(ws)
@@ -246,6 +278,12 @@ async def test_garbage_on_the_channel_is_dropped_without_a_reset(stack: Stack, r
     assert stats["bad_messages"] >= 3 and stats["resets"] == 0
 
 
+@reliability(
+    "Faults",
+    "CLIENT KILL TYPE pubsub",
+    injected="the relay's subscription killed by Redis",
+    checked="noticed, resubscribed, the gap filled from the log: the viewer misses nothing",
+)
 async def test_client_kill_of_the_subscription_is_noticed_and_the_gap_filled(
     stack: Stack, redis_server: RedisServer
 ) -> None:
@@ -259,6 +297,7 @@ async def test_client_kill_of_the_subscription_is_noticed_and_the_gap_filled(
     wait_for(lambda: _stats(stack)["reconnects"] > reconnects, what="resubscribed")
 
 
+@reliability("Bad input", "1 MiB frame from a viewer", injected="a 1 MiB text frame", checked="closed with 1009")
 async def test_oversized_frame_from_a_viewer_is_closed_1009(stack: Stack) -> None:
     async with websockets.connect(stack.ws_url, max_size=None) as ws:
         await recv(ws)
@@ -269,6 +308,12 @@ async def test_oversized_frame_from_a_viewer_is_closed_1009(stack: Stack) -> Non
         assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
 
 
+@reliability(
+    "Bad input",
+    "flooding viewer",
+    injected="200 frames from a viewer in a fraction of a second",
+    checked="closed with 1008; another viewer still gets events",
+)
 async def test_flooding_viewer_is_closed_1008_and_others_unaffected(stack: Stack) -> None:
     async with websockets.connect(stack.ws_url) as calm, websockets.connect(stack.ws_url) as flood:
         await recv(calm)
@@ -295,6 +340,12 @@ def test_health_and_ready(stack: Stack) -> None:
         assert r.status == 200 and b"<html" in r.read().lower()
 
 
+@reliability(
+    "Faults",
+    "readiness with Redis down",
+    injected="redis-server stopped under a relay",
+    checked="/ready answers 503, then 200 once Redis is back",
+)
 def test_ready_is_503_while_redis_is_down(own_redis: RedisServer, prefix: str) -> None:
     relay, base = start_relay(own_redis.url, prefix)
     try:
@@ -320,6 +371,12 @@ def _status(url: str) -> int:
         return 0
 
 
+@reliability(
+    "Security",
+    "public bind without a token",
+    injected="--bind 0.0.0.0 with no AGENTWATCH_TOKEN and no --insecure",
+    checked="refuses to start: one line, exit 2",
+)
 def test_public_bind_needs_a_token_or_insecure() -> None:
     result = subprocess.run(
         [PYTHON, "-m", "relay", "--bind", "0.0.0.0:8209"], capture_output=True, text=True, cwd=ROOT, timeout=30
@@ -328,6 +385,12 @@ def test_public_bind_needs_a_token_or_insecure() -> None:
     assert "AGENTWATCH_TOKEN" in result.stderr and len(result.stderr.strip().splitlines()) == 1
 
 
+@reliability(
+    "Security",
+    "token",
+    injected="a wrong token, the right one as query and as bearer header",
+    checked="403 for the wrong one; both right forms accepted",
+)
 async def test_token_is_required_when_set(redis_server: RedisServer, prefix: str) -> None:
     relay, base = start_relay(redis_server.url, prefix, None, env={"AGENTWATCH_TOKEN": "s3cret-token"})
     ws_url = base.replace("http", "ws") + "/stream"
@@ -344,6 +407,12 @@ async def test_token_is_required_when_set(redis_server: RedisServer, prefix: str
         relay.stop()
 
 
+@reliability(
+    "Bad input",
+    "configuration: port in use",
+    injected="--bind to a port another socket holds",
+    checked="one line, exit 2",
+)
 def test_port_in_use_is_one_clear_line() -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
