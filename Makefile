@@ -4,7 +4,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 # Debian packages the tests drive for real; installed when missing and we can (root + apt-get).
-SYSTEM_TOOLS := redis-server:redis-server shellcheck:shellcheck chromium:chromium busybox:busybox strace:strace mawk:mawk setpriv:util-linux
+SYSTEM_TOOLS := redis-server:redis-server shellcheck:shellcheck chromium:chromium busybox:busybox strace:strace mawk:mawk setpriv:util-linux \
+                openssl:openssl jq:jq node:nodejs npm:npm
 
 .PHONY: up demo test lint typecheck pytest bench bench-smoke install web prereqs clean
 

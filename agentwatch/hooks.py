@@ -18,21 +18,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from contract import HOOK_EVENTS
+
 HOOK_SCRIPT = "agentwatch-hook.sh"
-# Every event agentwatch draws; see docs/claude-code-hooks.md section 4.
-EVENTS = (
-    "SessionStart",
-    "SessionEnd",
-    "UserPromptSubmit",
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "SubagentStart",
-    "SubagentStop",
-    "Stop",
-    "Notification",
-    "PreCompact",
-)
+EVENTS = HOOK_EVENTS  # every event agentwatch draws
 # Events that ignore matchers: their group carries none.
 NO_MATCHER = frozenset({"Stop", "UserPromptSubmit"})
 # Matchers that select everything.

@@ -31,6 +31,21 @@ EVENT_TYPES = frozenset(
 )
 OUTCOMES = frozenset({"success", "failure", "partial", "unknown", "lost"})
 
+# The Claude Code hook events the hook is registered for (`agentwatch hooks install`) and ingest reads.
+HOOK_EVENTS = (
+    "SessionStart",
+    "SessionEnd",
+    "UserPromptSubmit",
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "SubagentStart",
+    "SubagentStop",
+    "Stop",
+    "Notification",
+    "PreCompact",
+)
+
 # Fields of the meta hash.
 META_SEQ = "seq"  # last seq handed out; INCR'd only inside ingest's commit script
 META_EPOCH = "epoch"  # random id set once; a new one means Redis lost its state and old seqs mean nothing

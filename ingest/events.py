@@ -15,25 +15,16 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from contract import MAIN_AGENT, alive_field
+from contract import HOOK_EVENTS, MAIN_AGENT, alive_field
 
 from .pricing import Pricing
 
 SPAWN_TOOLS = frozenset({"Agent", "Task"})  # "Task" before Claude Code 2.1.63; never TaskCreate and friends
+# Registered ones, plus events newer Claude Code sends that we know and deliberately ignore.
 KNOWN_HOOKS = frozenset(
     {
-        "SessionStart",
-        "SessionEnd",
-        "UserPromptSubmit",
-        "PreToolUse",
-        "PostToolUse",
-        "PostToolUseFailure",
-        "SubagentStart",
-        "SubagentStop",
-        "Stop",
+        *HOOK_EVENTS,
         "StopFailure",
-        "Notification",
-        "PreCompact",
         "PostCompact",
         "PostToolBatch",
         "TaskCreated",
@@ -150,7 +141,7 @@ class Agent:
 class Limits:
     idle_timeout_ms: int = 30 * 60 * 1000  # no activity for this long: ended as "lost"
     stop_grace_ms: int = 5_000  # a foreground agent's PostToolUse(Agent) may follow its SubagentStop this late
-    max_pending: int = 10_000  # spawns and open tool calls kept for joining; oldest dropped beyond
+    max_pending: int = 2_000  # spawns and open tool calls kept for joining (saved with every commit); oldest dropped
 
 
 @dataclass

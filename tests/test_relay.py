@@ -141,7 +141,8 @@ async def test_viewers_joining_during_a_burst_see_contiguous_seqs(stack: Stack) 
         await asyncio.sleep(delay)
         async with websockets.connect(stack.ws_url, max_queue=None) as ws:
             snapshot = await recv(ws)
-            assert snapshot["seq"] < total, "joined after the burst: the test did not test the boundary"
+            if snapshot["seq"] > total:  # joined after the burst (a slow machine): nothing left to check
+                return snapshot["seq"], []
             messages = await events_until(ws, lambda m: m["data"].get("tool_use_id") == f"tu-{total - 1}", within=60)
             return snapshot["seq"], [m["seq"] for m in messages]
 
@@ -152,8 +153,11 @@ async def test_viewers_joining_during_a_burst_see_contiguous_seqs(stack: Stack) 
 
     rng = random.Random(7)
     results = await asyncio.gather(writer(), *(viewer(rng.uniform(0, 0.5)) for _ in range(20)))
+    joined_mid_burst = 0
     for snap_seq, seqs in results[1:]:  # type: ignore[misc]
         assert seqs == list(range(snap_seq + 1, snap_seq + 1 + len(seqs)))
+        joined_mid_burst += 0 < snap_seq <= total
+    assert joined_mid_burst >= 5, "too few viewers joined during the burst to test the boundary"
 
 
 async def test_resume_with_since_and_epoch_replays_without_duplicates(stack: Stack) -> None:
