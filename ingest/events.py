@@ -19,6 +19,7 @@ from contract import HOOK_EVENTS, MAIN_AGENT, alive_field
 
 from .pricing import Pricing
 
+TOOL_HOOKS = frozenset({"PreToolUse", "PostToolUse", "PostToolUseFailure"})
 SPAWN_TOOLS = frozenset({"Agent", "Task"})  # "Task" before Claude Code 2.1.63; never TaskCreate and friends
 # Registered ones, plus events newer Claude Code sends that we know and deliberately ignore.
 KNOWN_HOOKS = frozenset(
@@ -204,6 +205,8 @@ class Normalizer:
             raise Rejected("bad_agent_id", f"expected agent_id to be a string without '/', got {raw_agent!r:.60}")
         agent_id = raw_agent or MAIN_AGENT
         ctx = _Ctx(self, payload, session, agent_id, ts)
+        if hook in TOOL_HOOKS:
+            ctx.tool()  # reject before anything changes, so a rejected line leaves no trace
         # Older Claude Code puts an agent_type on the main thread under --agent: detect main by a missing agent_id.
         handler = getattr(self, "_on_" + hook, None)
         out: list[dict[str, Any]] = []

@@ -28,9 +28,12 @@ log = logging.getLogger("relay")
 
 # Close codes a viewer can see (besides 1001 going away, 1009 frame too big, 1012 relay restarting).
 CLOSE_POLICY = 1008  # flood of frames from a viewer that should only listen
+CLOSE_ERROR = 1011  # the relay could not serve this viewer (e.g. Redis failed mid-snapshot)
 CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) for a resume or a fresh snapshot
 CLOSE_TIMEOUT_S = 1.0  # how long a closing handshake may take before the socket is simply dropped
 MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
+# How a viewer's going away shows up: Starlette raises RuntimeError for a send after close.
+DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
 STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".png": "image/png", ".svg": "image/svg+xml"}
 PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>agentwatch</title>
 <body style="background:#0f172a;color:#e2e8f0;font-family:system-ui">
@@ -182,16 +185,19 @@ async def stream(ws: WebSocket) -> None:
         done, pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
-        for task in (writer, reader):
-            with contextlib.suppress(asyncio.CancelledError, WebSocketDisconnect, RuntimeError, OSError):
-                await task
+        await asyncio.gather(writer, reader, return_exceptions=True)
         code, reason = 0, ""
         if viewer.fell_behind.is_set():
             code, reason = CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
-        else:
-            for task in done:
-                if not task.cancelled() and task.exception() is None:
-                    code, reason = task.result()
+        for task in done:
+            if code or task.cancelled():
+                continue
+            exc = task.exception()
+            if exc is None:
+                code, reason = task.result()
+            elif not isinstance(exc, DISCONNECTED):
+                log.warning("a viewer's stream failed: %r", exc)
+                code, reason = CLOSE_ERROR, "relay error; reconnect to resume"
         if code:
             log.info("closing a viewer (%d): %s", code, reason)
             # A stalled viewer cannot take even the close frame: bound the wait, then uvicorn drops the socket.
