@@ -65,12 +65,15 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         client = redis if redis is not None else _client(settings.redis_url or "")
         hub = Hub(client, Keys(settings.prefix), settings.sync_interval_s)
         task = asyncio.create_task(hub.run(), name="relay-hub")
+        watchdog = asyncio.create_task(_watchdog(hub, settings.send_timeout_s), name="relay-send-watchdog")
         try:
             yield {"hub": hub, "redis": client, "settings": settings}
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            for t in (task, watchdog):
+                t.cancel()
+            for t in (task, watchdog):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await t
             if own:
                 await client.aclose()
 
@@ -187,7 +190,9 @@ async def stream(ws: WebSocket) -> None:
             task.cancel()
         await asyncio.gather(writer, reader, return_exceptions=True)
         code, reason = 0, ""
-        if viewer.fell_behind.is_set():
+        if viewer.send_timed_out:
+            code, reason = CLOSE_SLOW, "not reading: send timed out; reconnect for a fresh snapshot"
+        elif viewer.fell_behind.is_set():
             code, reason = CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
         for task in done:
             if code or task.cancelled():
@@ -208,6 +213,24 @@ async def stream(ws: WebSocket) -> None:
         hub.remove(viewer)
 
 
+async def _watchdog(hub: Hub, send_timeout_s: float) -> None:
+    """Interrupt every writer whose send has been blocked for send_timeout_s (checked 10 times per timeout).
+
+    One timer for the whole relay instead of one per message per viewer, which under load cost a large part
+    of the relay's CPU. A blocked send is interrupted between send_timeout_s and 1.1 x send_timeout_s.
+    """
+    loop = asyncio.get_running_loop()
+    while True:
+        await asyncio.sleep(send_timeout_s / 10)
+        late = loop.time() - send_timeout_s
+        for viewer in list(hub.viewers):
+            since = viewer.sending_since
+            if since is not None and since <= late and not viewer.send_timed_out:
+                viewer.send_timed_out = True
+                if viewer.on_overflow is not None:
+                    viewer.on_overflow()  # cancels the writer, as a full queue does
+
+
 def _resume_point(ws: WebSocket) -> tuple[int | None, str | None]:
     since, epoch = ws.query_params.get("since"), ws.query_params.get("epoch")
     if since is None or epoch is None or not since.isdigit() or len(since) > 18 or not 0 < len(epoch) <= 64:
@@ -219,10 +242,13 @@ async def _write(
     ws: WebSocket, hub: Hub, viewer: Viewer, settings: Settings, since: int | None, epoch: str | None
 ) -> tuple[int, str]:
     """Snapshot (or replay), then every event in seq order; returns the close code and reason."""
+    loop = asyncio.get_running_loop()
 
     async def send(text: str) -> None:
-        async with asyncio.timeout(settings.send_timeout_s):
-            await ws.send_text(text)
+        # No timer per message: the watchdog interrupts a send that has been blocked for send_timeout_s.
+        viewer.sending_since = loop.time()
+        await ws.send_text(text)
+        viewer.sending_since = None
 
     async def snapshot(reset: bool) -> tuple[int, str]:
         snap = await hub.snapshot()
@@ -238,27 +264,27 @@ async def _write(
             await send(text)
             last = seq
     ping_every = settings.ping_interval_s
-    try:
-        while True:
+    while True:
+        if viewer.queue.empty():
             try:
                 async with asyncio.timeout(ping_every):
                     item = await viewer.queue.get()
             except TimeoutError:
                 await send(f'{{"type":"ping","seq":{last},"epoch":"{epoch}"}}')
                 continue
-            if isinstance(item, str):  # the hub's RESET marker: a fresh snapshot replaces what we had
-                last, epoch = await snapshot(reset=True)
-                continue
-            seq, text = item
-            if seq <= last:
-                continue
-            if seq != last + 1:
-                last, epoch = await snapshot(reset=True)  # cannot happen while the hub keeps order; never a hole
-                continue
-            await send(text)
-            last = seq
-    except TimeoutError:
-        return CLOSE_SLOW, "not reading: send timed out; reconnect for a fresh snapshot"
+        else:
+            item = viewer.queue.get_nowait()  # something is queued: no wait, so no timer
+        if isinstance(item, str):  # the hub's RESET marker: a fresh snapshot replaces what we had
+            last, epoch = await snapshot(reset=True)
+            continue
+        seq, text = item
+        if seq <= last:
+            continue
+        if seq != last + 1:
+            last, epoch = await snapshot(reset=True)  # cannot happen while the hub keeps order; never a hole
+            continue
+        await send(text)
+        last = seq
 
 
 async def _read(ws: WebSocket) -> tuple[int, str]:

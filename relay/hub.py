@@ -53,6 +53,8 @@ class Viewer:
     queue: asyncio.Queue[tuple[int, str] | str] = field(init=False)
     fell_behind: asyncio.Event = field(default_factory=asyncio.Event)
     on_overflow: Callable[[], object] | None = None  # interrupts the writer even while it is blocked in a send
+    sending_since: float | None = None  # loop time the send in progress started (read by the relay's watchdog)
+    send_timed_out: bool = False  # a send stayed blocked for send_timeout_s: closed as slow
 
     def __post_init__(self) -> None:
         self.queue = asyncio.Queue(self.queue_size)
