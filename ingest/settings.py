@@ -30,7 +30,7 @@ class Settings:
     batch_lines: int = 2000
     idle_timeout_s: float = 1800.0
     poll_interval_s: float = 1.0
-    watch_step_ms: int = 5
+    watch_step_ms: int = 2  # a new line waits 1-2 steps before it is read; each step is a wake-up while idle (bench)
     pricing_file: Path | None = None
     redact_patterns_file: Path | None = None
     publish_details: bool = False  # opt-in: prompts and a short summary of each tool input, redacted
