@@ -23,6 +23,7 @@ TEAM = [
     ("security-reviewer", "opus", "claude-opus-4-5", "Security review", ["Grep", "Read", "WebFetch", "Read"]),
     ("docs-writer", "sonnet", "claude-sonnet-4-5", "Draft the changelog", ["Read", "Write", "Read"]),
 ]
+PROJECTS = ("acme-shop", "billing-api", "docs-site", "mobile-app")
 NESTED = ("Explore", "haiku", "claude-haiku-4-5", "Find webhook handlers", ["Grep", "Read"])
 
 
@@ -33,7 +34,8 @@ def _id(prefix: str) -> str:
 def session_script(rng: random.Random) -> Iterator[tuple[float, dict[str, Any]]]:
     """(delay in seconds before it, payload) for one whole session."""
     session = str(uuid.uuid4())
-    base = {"session_id": session, "cwd": "/home/demo/acme-shop", "transcript_path": f"/tmp/{session}.jsonl"}
+    project = rng.choice(PROJECTS)
+    base = {"session_id": session, "cwd": f"/home/demo/{project}", "transcript_path": f"/tmp/{session}.jsonl"}
 
     def hook(name: str, **fields: Any) -> dict[str, Any]:
         return {**base, "hook_event_name": name, **fields}
