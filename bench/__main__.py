@@ -16,11 +16,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, hook_bench, ingest_bench, latency, memory, page, report
+from bench import fanout, hook_bench, ingest_bench, latency, memory, page, report, watch_step
 from bench.common import ROOT, Workload, log, machine, median, versions
 from tests.stack import RedisServer
 
-SECTIONS = ("hook", "ingest", "latency", "fanout", "memory", "page")
+SECTIONS = ("hook", "ingest", "latency", "watch_step", "fanout", "memory", "page")
 
 
 def payload_note() -> str:
@@ -67,6 +67,8 @@ def main(argv: list[str]) -> int:
                         results["ingest"] = ingest_bench.run(server, work, args.smoke)
                     elif section == "latency":
                         results["latency"] = latency.run(server, work, args.smoke)
+                    elif section == "watch_step":
+                        results["watch_step"] = watch_step.run(server, work, args.smoke)
                     elif section == "fanout":
                         results["fanout"] = fanout.run(server, work, args.smoke)
                     elif section == "memory":

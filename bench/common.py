@@ -66,6 +66,10 @@ class CpuMeter:
         self.start_wall = time.monotonic()
         self.start = {name: _cpu_or_nan(pid) for name, pid in pids.items()}
 
+    def used(self) -> dict[str, float]:
+        """CPU seconds used by each process since the meter started."""
+        return {name: _cpu_or_nan(pid) - self.start[name] for name, pid in self.pids.items()}
+
     def stop(self) -> dict[str, float]:
         wall = time.monotonic() - self.start_wall
         return {
@@ -125,6 +129,17 @@ def versions() -> dict[str, str]:
             out["Chromium"] = subprocess.run(
                 [chromium, "--version"], capture_output=True, text=True, timeout=20
             ).stdout.strip()
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT)
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "ingest", "relay", "contract", "hooks", "web"],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+        )
+        if head.returncode == 0:
+            changed = " + uncommitted changes in the product" if dirty.stdout.strip() else ""
+            out["agentwatch (git)"] = head.stdout.strip() + changed
     sh = shutil.which("sh")
     if sh:
         out["sh"] = os.path.realpath(sh)

@@ -51,6 +51,22 @@ class System:
     def relay_rss_kib(self, i: int = 0) -> int:
         return rss_kib(self.relays[i].proc.pid)
 
+    def drain(self, timeout: float = 120.0) -> float:
+        """Wait until ingest has committed every line of the file and no relay holds a queued event.
+
+        Run between cells, so that a saturated cell's backlog never lands on the next one. Returns the seconds
+        waited (the backlog the last cell left behind).
+        """
+        start = time.monotonic()
+        total = self.events_file.read_bytes().count(b"\n")
+        deadline = start + timeout
+        while time.monotonic() < deadline:
+            queued = sum(self.relay_stats(i)["queued"] for i in range(len(self.relays)))
+            if self.lines_ingested() >= total and queued == 0:
+                break
+            time.sleep(0.1)
+        return round(time.monotonic() - start, 1)
+
 
 def _health(base: str) -> bool:
     try:
@@ -62,7 +78,13 @@ def _health(base: str) -> bool:
 
 @contextlib.contextmanager
 def system(
-    kind: str, redis: RedisServer, work: Path, relays: int = 1, setup: bytes = b"", events_file: Path | None = None
+    kind: str,
+    redis: RedisServer,
+    work: Path,
+    relays: int = 1,
+    setup: bytes = b"",
+    events_file: Path | None = None,
+    watch_step_ms: int | None = None,
 ) -> Iterator[System]:
     """Start ingest and relays of `kind` on a fresh prefix; `setup` lines are ingested first.
 
@@ -76,9 +98,15 @@ def system(
         setup = events_file.read_bytes()
     started: list[Proc] = []
     try:
-        if kind == "agentwatch":
+        if kind == "agentwatch" and watch_step_ms is not None:
+            args = ["--redis-url", redis.url, "--events-file", str(events_file), "--prefix", prefix, "--from", "start"]
+            ingest = Proc([PYTHON, "-m", "bench.ingest_variant", "--watch-step-ms", str(watch_step_ms), *args])
+            started.append(ingest)
+            ingest.wait_line("ingest: reading")
+        elif kind == "agentwatch":
             ingest = start_ingest(redis.url, events_file, prefix, "--from", "start")
             started.append(ingest)
+        if kind == "agentwatch":
             bases = []
             procs = []
             for _ in range(relays):
@@ -181,8 +209,11 @@ def measured_run(
         time.sleep(min(2.0, 0.5 + duration * 0.05))  # the tail still in flight
         start_ns, end_ns = t0 + int(warmup * 1e9), t0 + int(duration * 1e9)
         result = vp.finish(start_ns, end_ns)
+        used = meter.used()
     finally:
         vp.kill()
+    relay_cpu = sum(v for k, v in used.items() if k.startswith("relay"))
+    result["relay_cpu_us_per_message"] = round(relay_cpu / result["received"] * 1e6, 1) if result["received"] else None
     period = 1e9 / rate  # the appender's schedule: line j is due at t0 + int(j * period)
     in_window = sum(1 for j in range(written["lines"]) if start_ns <= t0 + int(j * period) < end_ns)
     expected = in_window * vp.ready

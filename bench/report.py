@@ -42,6 +42,11 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
+def _ms(value: float) -> str:
+    """A latency; nan means no event of the window arrived before the cell ended (a backlog of seconds)."""
+    return "saturated" if isinstance(value, float) and math.isnan(value) else _cell(value)
+
+
 def _yes(ok: bool | None) -> str:
     return "–" if ok is None else ("met" if ok else "**missed**")
 
@@ -88,7 +93,10 @@ def goals(r: dict[str, Any]) -> str:
     fanout = r.get("fanout")
     if fanout:
         one = fanout["relays"]["1"]
-        note = "" if not one["all_passed"] else " (every step passed: the ceiling is higher)"
+        note = " (every step passed: the ceiling is higher)" if one["all_passed"] else ""
+        cost = _relay_cost(fanout)
+        if cost:
+            note += f"; {cost:.1f} µs of relay CPU per message = {1e6 / cost:,.0f}/s on a core of its own"
         rows.append(
             [
                 ">= 50 000 messages/s per relay process",
@@ -179,12 +187,13 @@ def latency(lat: dict[str, Any]) -> str:
                     c["rate"],
                     c["connected"],
                     c["messages_per_s"],
-                    c["p50_ms"],
-                    c["p99_ms"],
-                    c["p999_ms"],
-                    c["max_ms"],
+                    _ms(c["p50_ms"]),
+                    _ms(c["p99_ms"]),
+                    _ms(c["p999_ms"]),
+                    _ms(c["max_ms"]),
                     f"{c['delivered_pct']:.1f}%",
                     _closed(c["closed"]),
+                    c.get("relay_cpu_us_per_message"),
                     f"{cpu.get('relay', 0):.0f} / {cpu.get('ingest', 0):.0f} / {cpu.get('redis-server', 0):.0f} / "
                     f"{cpu.get('viewers', 0):.0f}",
                     c["appender"]["late_ms_p99"],
@@ -205,6 +214,7 @@ def latency(lat: dict[str, Any]) -> str:
                         "max ms",
                         "delivered",
                         "closed",
+                        "relay CPU µs/message",
                         "CPU % relay / ingest / redis / viewers",
                         "appender late p99 ms",
                     ],
@@ -213,6 +223,28 @@ def latency(lat: dict[str, Any]) -> str:
             )
             out.append("\n\n")
     return "".join(out).rstrip()
+
+
+def watch_step(w: dict[str, Any]) -> str:
+    rows = []
+    for step in w["plan"]["steps"]:
+        row: list[Any] = [
+            f"{step} ms" + (" (the default)" if step == w["default_ms"] else ""),
+            w["idle_cpu_pct"][str(step)],
+        ]
+        for rate in w["plan"]["rates"]:
+            cell = next(c for c in w["cells"] if c["step_ms"] == step and c["rate"] == rate)
+            row.append(f"{_ms(cell['p50_ms'])} / {_ms(cell['p99_ms'])}")
+        rows.append(row)
+    headers = ["watch_step_ms", "ingest idle CPU %"] + [
+        f"p50 / p99 ms at {r:,} events/s, 1 viewer" for r in w["plan"]["rates"]
+    ]
+    return (
+        "\n\n**Ingest's watch step, side by side** (ingest/settings.py `watch_step_ms`; watchfiles yields a change "
+        "once a step passes without a new one, so a line waits one to two steps; a shorter step wakes more often "
+        f"while idle). Idle CPU of all of them in the same {w['plan']['idle_s']:.0f} s window, then "
+        f"{w['plan']['duration']:.0f} s cells one after the other:\n\n" + table(headers, rows)
+    )
 
 
 def _closed(closed: dict[str, int]) -> str:
@@ -224,7 +256,9 @@ def fanout(f: dict[str, Any]) -> str:
     out = [
         f"{plan['viewers']} viewers (raw client, one process), event rate stepped up, {plan['duration']:.0f} s per "
         f"step; a step passes with p99 <= {f['p99_limit_ms']:.0f} ms, >= 99% delivered and no viewer closed. "
-        "With two relays the viewers are split evenly between them.\n\n"
+        "With two relays the viewers are split evenly between them. `relay CPU µs/message` = the relays' CPU "
+        "seconds over the step / messages the viewers received: 1e6 / it is what one relay process could deliver "
+        "with a whole core to itself.\n\n"
     ]
     summary = []
     for relays, data in f["relays"].items():
@@ -239,7 +273,14 @@ def fanout(f: dict[str, Any]) -> str:
     out.append(
         table(["relay processes", "max messages/s (passing step)", "per relay process", "every step passed"], summary)
     )
-    out.append(f"\n\nTwo relays / one relay: **{f['scaling']}x**.\n\n")
+    out.append(f"\n\nTwo relays / one relay: **{f['scaling']}x**.")
+    cost = _relay_cost(f)
+    if cost:
+        out.append(
+            f" One relay's CPU per message at its last passing step: {cost:.1f} µs, i.e. about "
+            f"{1e6 / cost:,.0f} messages/s for a relay with a core of its own."
+        )
+    out.append("\n\n")
     for relays, data in f["relays"].items():
         rows = []
         for s in data["steps"]:
@@ -249,11 +290,12 @@ def fanout(f: dict[str, Any]) -> str:
                 [
                     s["rate"],
                     s["messages_per_s"],
-                    s["p50_ms"],
-                    s["p99_ms"],
+                    _ms(s["p50_ms"]),
+                    _ms(s["p99_ms"]),
                     f"{s['delivered_pct']:.1f}%",
                     _closed(s["closed"]),
                     relay_cpu,
+                    s.get("relay_cpu_us_per_message"),
                     f"{cpu.get('viewers', 0):.0f}",
                     "pass" if s["passed"] else "FAIL",
                 ]
@@ -269,6 +311,7 @@ def fanout(f: dict[str, Any]) -> str:
                     "delivered",
                     "closed",
                     "relay CPU %",
+                    "relay CPU µs/message",
                     "viewers CPU %",
                     "",
                 ],
@@ -277,6 +320,11 @@ def fanout(f: dict[str, Any]) -> str:
         )
         out.append("\n\n")
     return "".join(out).rstrip()
+
+
+def _relay_cost(f: dict[str, Any]) -> float | None:
+    passing = [s for s in f["relays"]["1"]["steps"] if s["passed"] and s.get("relay_cpu_us_per_message")]
+    return float(passing[-1]["relay_cpu_us_per_message"]) if passing else None
 
 
 def memory(m: dict[str, Any]) -> str:
@@ -378,13 +426,13 @@ def naive(r: dict[str, Any]) -> str:
             if other is None:
                 continue
             label = f"p50 / p99 ms at {c['rate']:,} events/s, {c['viewers']} viewers"
-            ratio = other["p50_ms"] / c["p50_ms"] if c["p50_ms"] else math.nan
+            ratio = other["p50_ms"] / c["p50_ms"]
             rows.append(
                 [
                     label,
-                    f"{c['p50_ms']:.1f} / {c['p99_ms']:.1f}",
-                    f"{other['p50_ms']:.1f} / {other['p99_ms']:.1f}",
-                    f"p50 {ratio:.1f}x lower",
+                    f"{_ms(c['p50_ms'])} / {_ms(c['p99_ms'])}",
+                    f"{_ms(other['p50_ms'])} / {_ms(other['p99_ms'])}",
+                    "–" if math.isnan(ratio) else f"p50 {ratio:.1f}x lower",
                 ]
             )
     memory = r.get("memory")
@@ -464,7 +512,7 @@ def render(r: dict[str, Any]) -> str:
         "goals": lambda: goals(r),
         "hook": lambda: hook(r["hook"]),
         "ingest": lambda: ingest(r["ingest"]),
-        "latency": lambda: latency(r["latency"]),
+        "latency": lambda: latency(r["latency"]) + (watch_step(r["watch_step"]) if "watch_step" in r else ""),
         "fanout": lambda: fanout(r["fanout"]),
         "memory": lambda: memory(r["memory"]),
         "naive": lambda: naive(r),

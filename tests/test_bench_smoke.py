@@ -35,7 +35,7 @@ def test_bench_smoke_writes_every_section(tmp_path: Path) -> None:
         heading = f"## {title}\n"
         assert heading in report, f"no section {title!r}"
         body = report.split(heading, 1)[1].split("\n## ", 1)[0]
-        assert re.search(r"^\| .* \|\n\| -+ \|", body, re.M), f"section {title!r} has no table:\n{body[:500]}"
+        assert re.search(r"^\|.*\|\n\|\s*:?-+:?\s*\|", body, re.M), f"section {title!r} has no table:\n{body[:500]}"
         assert "(could not render" not in body and "(failed" not in body and "(not run)" not in body, body[:500]
     for figure in ("nproc", "CPU", "RAM", "Python", "redis-server", "redis-py", "uvicorn", "starlette", "websockets"):
         assert f"| {figure} |" in report, figure
