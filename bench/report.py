@@ -432,7 +432,11 @@ def naive(r: dict[str, Any]) -> str:
                     label,
                     f"{_ms(c['p50_ms'])} / {_ms(c['p99_ms'])}",
                     f"{_ms(other['p50_ms'])} / {_ms(other['p99_ms'])}",
-                    "–" if math.isnan(ratio) else f"p50 {ratio:.1f}x lower",
+                    "–"
+                    if math.isnan(ratio)
+                    else f"p50 {ratio:.1f}x lower"
+                    if ratio >= 1
+                    else f"p50 {1 / ratio:.1f}x higher",
                 ]
             )
     memory = r.get("memory")
