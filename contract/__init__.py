@@ -7,6 +7,7 @@ Every value stored in Redis is plain JSON text, so `redis-cli` can read all of i
 from __future__ import annotations
 
 import argparse
+import json
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, NotRequired, TypedDict
 
@@ -87,6 +88,10 @@ class Keys:
     def checkpoint(self, source: str) -> str:
         """Hash of one ingest source: file identity, byte offset, and the normalizer state at that offset."""
         return f"{self.prefix}:ingest:{source}"
+
+
+# json.dumps(..., separators=...) builds a new encoder per call; one shared encoder is much cheaper per event.
+compact_json = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def alive_field(session_id: str, agent_id: str) -> str:

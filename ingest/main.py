@@ -8,13 +8,14 @@ import logging
 import random
 import secrets
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from contract import Keys, safe_url
+from contract import Keys, compact_json, safe_url
 
 from .commit import Committer, Stale
 from .events import Limits, Normalizer, Rejected
@@ -30,12 +31,28 @@ REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 LOG_BAD_LINES_PER_BATCH = 20  # beyond this a batch logs one summary line instead of one line each
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One commit's arguments, fixed when its batch was normalized."""
+
+    position: Position
+    checkpoint: dict[str, str]
+    events: list[str]
+    alive_set: dict[str, str]
+    alive_del: list[str]
+    stats: dict[str, int]
+
+
 class IngestError(RuntimeError):
     """A condition ingest cannot run with; the message says what to do."""
 
 
 def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
+
+
+# One decoder for every line: json.loads with parse_constant would build a new one per call.
+DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 class Ingest:
@@ -90,21 +107,27 @@ class Ingest:
 
     async def _drain(self) -> None:
         """Read and commit until the file has nothing new; then end what timed out."""
+        in_flight: asyncio.Task[bool] | None = None
         while not self.stop.is_set():
             batch = self.tail.read_batch()
             if batch is None or batch.empty:
                 break
             events, stats = self._normalize(batch)
-            if not await self._commit(batch.after, events, stats):
-                return
-            self.committed_lines += len(batch.lines) + len(batch.rejects)
+            prepared = self._prepare(batch.after, events, stats)
+            if in_flight is not None and not await in_flight:
+                return  # reloaded from the checkpoint: this batch was read from a position no longer ours
+            # Redis runs this commit while the next batch is read and normalized (commits stay in order).
+            in_flight = asyncio.create_task(self._send(prepared))
+        if in_flight is not None and not await in_flight:
+            return
         now = time.time()
         if now - self.last_expire >= 1.0:
             self.last_expire = now
             expired = self.normalizer.expire(int(now * 1000))
             position = self.tail.position
             if expired and position is not None:
-                await self._commit(position, [json.dumps(e, separators=(",", ":")) for e in expired], {})
+                events = [compact_json(e) for e in expired]
+                await self._send(self._prepare(position, events, {}))
             elif expired:
                 self.normalizer.take_changes()  # nothing to checkpoint against yet; the view drops them anyway
 
@@ -123,12 +146,12 @@ class Ingest:
                 if not line.strip():
                     raise Rejected("empty", "expected a JSON object, got an empty line")
                 try:
-                    payload = json.loads(line, parse_constant=_reject_constant)
+                    payload = DECODER.decode(line.decode("utf-8"))
                 except UnicodeDecodeError:
                     raise Rejected("invalid_utf8", "expected UTF-8 text") from None
                 except (ValueError, RecursionError) as exc:
                     raise Rejected("not_json", f"expected one JSON object ({str(exc)[:80]})") from None
-                events += [json.dumps(e, separators=(",", ":")) for e in self.normalizer.feed(payload, now)]
+                events += [compact_json(e) for e in self.normalizer.feed(payload, now)]
             except Rejected as rej:
                 bad.append((off, rej.reason, rej.detail, raw))
             except Exception as exc:  # a normalizer bug must cost one line, not the whole ingest
@@ -151,8 +174,8 @@ class Ingest:
         stats["events"] = len(events)
         return events, stats
 
-    async def _commit(self, position: Position, events: list[str], stats: dict[str, int]) -> bool:
-        """Commit or wait for Redis; False when another ingest owns the file and we reloaded instead."""
+    def _prepare(self, position: Position, events: list[str], stats: dict[str, int]) -> Prepared:
+        """Everything one commit writes, taken from the normalizer now (it moves on to the next batch)."""
         alive_set, alive_del = self.normalizer.take_changes()
         checkpoint = {
             "pos": position.token,
@@ -162,8 +185,13 @@ class Ingest:
             "off": str(position.off),
             "path": str(self.settings.events_file),
             "ts": str(int(time.time() * 1000)),
-            "state": json.dumps(self.normalizer.state(), separators=(",", ":")),
+            "state": compact_json(self.normalizer.state()),
         }
+        return Prepared(position, checkpoint, events, alive_set, alive_del, stats)
+
+    async def _send(self, commit: Prepared) -> bool:
+        """Commit or wait for Redis; False when another ingest owns the file and we reloaded instead."""
+        alive_set, alive_del = commit.alive_set, commit.alive_del
         delay = 0.1
         while True:
             try:
@@ -171,13 +199,14 @@ class Ingest:
                     # A fresh candidate each time: after a flush, the new epoch must differ from every old one.
                     self.expected,
                     secrets.token_hex(8),
-                    checkpoint,
-                    events,
+                    commit.checkpoint,
+                    commit.events,
                     alive_set,
                     alive_del,
-                    stats,
+                    commit.stats,
                 )
-                self.expected = position.token
+                self.expected = commit.position.token
+                self.committed_lines += commit.stats.get("lines", 0)
                 return True
             except Stale as stale:
                 if stale.current == "" and self.expected:
