@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -85,13 +86,24 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     full_run = selected and config.args == config.getini("testpaths")
     if not full_run or not _results or len(_results) < len(_marks):
         return
-    rows: dict[str, list[str]] = {}
+    # One row per case: parametrized variants are counted together.
+    cases: dict[tuple[str, str], dict[str, Any]] = {}
     for nodeid, (mark, outcome, duration) in sorted(_results.items(), key=lambda kv: kv[1][0].args):
-        area, case = mark.args
-        result = {"passed": "pass", "failed": "**FAIL**", "skipped": "skipped"}[outcome]
+        row = cases.setdefault(mark.args, {"mark": mark, "passed": 0, "runs": 0, "seconds": 0.0, "tests": []})
+        row["runs"] += 1
+        row["passed"] += outcome == "passed"
+        row["seconds"] += duration
+        name = nodeid.split("::")[-1].split("[")[0]
+        if name not in row["tests"]:
+            row["tests"].append(name)
+    rows: dict[str, list[str]] = {}
+    for (area, case), row in cases.items():
+        mark = row["mark"]
+        ok = row["passed"] == row["runs"]
+        result = ("pass" if ok else "**FAIL**") + (f" {row['passed']}/{row['runs']}" if row["runs"] > 1 else "")
+        tests = ", ".join(f"`{t}`" for t in row["tests"])
         rows.setdefault(area, []).append(
-            f"| {case} | {mark.kwargs['injected']} | {mark.kwargs['checked']} | {result} ({duration:.1f} s) | "
-            f"`{nodeid.split('::')[-1]}` |"
+            f"| {case} | {mark.kwargs['injected']} | {mark.kwargs['checked']} | {result} ({row['seconds']:.1f} s) | {tests} |"
         )
     lines = [
         "# Reliability and security report",
