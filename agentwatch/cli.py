@@ -21,18 +21,16 @@ from redis.asyncio import Redis
 
 import ingest.__main__ as ingest_cli
 import relay.__main__ as relay_cli
-from contract import DEFAULT_PREFIX, OneLineParser, safe_url
+from contract import DEFAULT_PREFIX, OneLineParser, SettingsError, check_connection, safe_url
 from ingest import Settings as IngestSettings
 from ingest import run as run_ingest
 from ingest.main import IngestError, check_redis
 from ingest.pricing import PricingError
 from ingest.redact import RedactError
-from ingest.settings import SettingsError as IngestSettingsError
 from ingest.settings import add_arguments as ingest_arguments
 from ingest.settings import from_args as ingest_from_args
 from relay import Settings as RelaySettings
 from relay import create_app
-from relay.settings import SettingsError as RelaySettingsError
 from relay.settings import add_arguments as relay_arguments
 from relay.settings import from_args as relay_from_args
 
@@ -54,7 +52,7 @@ def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, bool]:
     ingest_arguments(parser)
     relay_arguments(parser)
     ns = parser.parse_args(argv)
-    ingest_cli.check_common(ns.redis_url, ns.prefix)
+    check_connection(ns.redis_url, ns.prefix)
     return (
         ingest_from_args(ns, ns.redis_url, ns.prefix),
         relay_from_args(ns, ns.redis_url, ns.prefix),
@@ -158,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = parse_up(rest)
         asyncio.run(up(*settings))
-    except (IngestSettingsError, RelaySettingsError) as exc:
+    except SettingsError as exc:
         print(f"agentwatch up: {exc}", file=sys.stderr)
         return 2
     except (IngestError, PricingError, RedactError) as exc:

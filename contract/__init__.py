@@ -156,7 +156,41 @@ def envelope_prefix(seq: int, epoch: str) -> str:
     return f'{{"type":"event","seq":{seq},"epoch":"{epoch}","data":'
 
 
-# ---- connection settings both sides accept the same way
+# ---- settings both sides accept the same way
+
+
+class SettingsError(ValueError):
+    """A bad flag or environment value; the message names it and says what was expected."""
+
+
+def int_setting(flag: str, value: str, minimum: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        number = minimum - 1
+    if number < minimum:
+        raise SettingsError(f"{flag} has value {value!r}: expected an integer >= {minimum}")
+    return number
+
+
+def float_setting(flag: str, value: str, minimum: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = float("nan")
+    if not number >= minimum:  # also refuses NaN
+        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
+    return number
+
+
+def check_connection(redis_url: str | None, prefix: str) -> None:
+    """The flags every part takes: --redis-url (None: an embedded Redis) and --prefix."""
+    if redis_url is not None and (problem := redis_url_problem(redis_url)):
+        raise SettingsError(f"--redis-url has value {safe_url(redis_url)!r}: {problem}")
+    if problem := prefix_problem(prefix):
+        raise SettingsError(f"--prefix has value {prefix!r}: {problem}")
+
+
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
 

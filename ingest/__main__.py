@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from contract import DEFAULT_PREFIX, OneLineParser, prefix_problem, redis_url_problem, safe_url
+from contract import DEFAULT_PREFIX, OneLineParser, check_connection, safe_url
 
 from .main import IngestError, check_redis, run
 from .pricing import PricingError
@@ -34,19 +34,12 @@ def common_arguments(parser: OneLineParser, default_redis: str | None) -> None:
     )
 
 
-def check_common(redis_url: str | None, prefix: str) -> None:
-    if redis_url is not None and (problem := redis_url_problem(redis_url)):
-        raise SettingsError(f"--redis-url has value {safe_url(redis_url)!r}: {problem}")
-    if problem := prefix_problem(prefix):
-        raise SettingsError(f"--prefix has value {prefix!r}: {problem}")
-
-
 def parse(argv: Sequence[str] | None, prog: str = "agentwatch ingest") -> Settings:
     parser = OneLineParser(prog=prog, description="Tail the Claude Code hook events file into Redis.")
     common_arguments(parser, DEFAULT_REDIS_URL)
     add_arguments(parser)
     ns = parser.parse_args(argv)
-    check_common(ns.redis_url, ns.prefix)
+    check_connection(ns.redis_url, ns.prefix)
     return from_args(ns, ns.redis_url, ns.prefix)
 
 

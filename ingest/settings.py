@@ -9,13 +9,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract import DEFAULT_PREFIX
+from contract import DEFAULT_PREFIX, SettingsError, float_setting, int_setting
+
+__all__ = ("DEFAULT_EVENTS_FILE", "Settings", "SettingsError", "add_arguments", "from_args")
 
 DEFAULT_EVENTS_FILE = "~/.claude/agentwatch/events.jsonl"  # the hook's default too
-
-
-class SettingsError(ValueError):
-    """A bad flag or environment value; the message names it and says what was expected."""
 
 
 @dataclass(frozen=True)
@@ -98,31 +96,11 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         prefix=prefix,
         start_at=ns.start_at,
         source=ns.source,
-        stream_cap=_int("--stream-cap", ns.stream_cap, 100),
-        max_line_bytes=_int("--max-line-bytes", ns.max_line_bytes, 1024),
-        idle_timeout_s=_float("--idle-timeout", ns.idle_timeout, 1.0),
-        poll_interval_s=_float("--poll-interval", ns.poll_interval, 0.05),
+        stream_cap=int_setting("--stream-cap", ns.stream_cap, 100),
+        max_line_bytes=int_setting("--max-line-bytes", ns.max_line_bytes, 1024),
+        idle_timeout_s=float_setting("--idle-timeout", ns.idle_timeout, 1.0),
+        poll_interval_s=float_setting("--poll-interval", ns.poll_interval, 0.05),
         pricing_file=pricing,
         redact_patterns_file=Path(os.path.expanduser(ns.redact_patterns)) if ns.redact_patterns else None,
         publish_details=ns.publish_details,
     )
-
-
-def _int(flag: str, value: str, minimum: int) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise SettingsError(f"{flag} has value {value!r}: expected an integer >= {minimum}") from None
-    if number < minimum:
-        raise SettingsError(f"{flag} has value {value!r}: expected an integer >= {minimum}")
-    return number
-
-
-def _float(flag: str, value: str, minimum: float) -> float:
-    try:
-        number = float(value)
-    except ValueError:
-        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}") from None
-    if not number >= minimum:
-        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
-    return number

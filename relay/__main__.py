@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import uvicorn
 from starlette.applications import Starlette
 
-from contract import DEFAULT_PREFIX, OneLineParser, prefix_problem, redis_url_problem, safe_url
+from contract import DEFAULT_PREFIX, OneLineParser, check_connection, safe_url
 
 from .app import create_app
 from .settings import Settings, SettingsError, add_arguments, from_args
@@ -28,10 +28,7 @@ def parse(argv: Sequence[str] | None, prog: str = "agentwatch relay") -> Setting
     parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
     add_arguments(parser)
     ns = parser.parse_args(argv)
-    if problem := redis_url_problem(ns.redis_url):
-        raise SettingsError(f"--redis-url has value {safe_url(ns.redis_url)!r}: {problem}")
-    if problem := prefix_problem(ns.prefix):
-        raise SettingsError(f"--prefix has value {ns.prefix!r}: {problem}")
+    check_connection(ns.redis_url, ns.prefix)
     return from_args(ns, ns.redis_url, ns.prefix)
 
 

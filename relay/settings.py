@@ -8,13 +8,11 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from contract import DEFAULT_PREFIX
+from contract import DEFAULT_PREFIX, SettingsError, float_setting, int_setting
+
+__all__ = ("DEFAULT_BIND", "Settings", "SettingsError", "add_arguments", "from_args", "parse_bind")
 
 DEFAULT_BIND = "127.0.0.1:8201"
-
-
-class SettingsError(ValueError):
-    """A bad flag or environment value; the message names it and says what was expected."""
 
 
 @dataclass(frozen=True)
@@ -101,19 +99,9 @@ def from_args(
         token=env.get("AGENTWATCH_TOKEN") or None,
         insecure=ns.insecure,
         allowed_origins=tuple(o.rstrip("/") for o in ns.allow_origin),
-        queue_size=int(_number("--queue-size", ns.queue_size, int, 16)),
-        ping_interval_s=_number("--ping-interval", ns.ping_interval, float, 0.1),
+        queue_size=int_setting("--queue-size", ns.queue_size, 16),
+        ping_interval_s=float_setting("--ping-interval", ns.ping_interval, 0.1),
     )
     if problem := settings.exposure_problem():
         raise SettingsError(problem)
     return settings
-
-
-def _number(flag: str, value: str, kind: type[int] | type[float], minimum: float) -> float | int:
-    try:
-        number = kind(value)
-    except ValueError:
-        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}") from None
-    if not number >= minimum:
-        raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
-    return number

@@ -13,26 +13,25 @@ from redis.asyncio import Redis
 from tests.stack import RedisServer
 
 
-@pytest.fixture(scope="session")
-def redis_server() -> Iterator[RedisServer]:
-    """One real redis-server on a free port for the whole run; tests keep apart by prefix."""
+def _running_server() -> Iterator[RedisServer]:
     server = RedisServer()
     server.start()
     try:
         yield server
     finally:
         server.close()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server on a free port for the whole run; tests keep apart by prefix."""
+    yield from _running_server()
 
 
 @pytest.fixture
 def own_redis() -> Iterator[RedisServer]:
     """A private redis-server for a test that stops, restarts or flushes it."""
-    server = RedisServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.close()
+    yield from _running_server()
 
 
 @pytest.fixture
