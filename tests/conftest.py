@@ -10,7 +10,16 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from tests import stack
 from tests.stack import RedisServer
+
+
+@pytest.fixture(autouse=True)
+def reap() -> Iterator[None]:
+    """Whatever a test started and left running (it failed half-way, say) is stopped by pid after it."""
+    since = len(stack.STARTED)
+    yield
+    stack.reap(since)
 
 
 def _running_server() -> Iterator[RedisServer]:

@@ -29,6 +29,19 @@ FIXTURE = ROOT / "tests" / "data" / "claude-code-session.jsonl"  # the shared fi
 PYTHON = sys.executable
 
 
+# Everything started here, so a failing test cannot leave a process behind (see the `reap` fixture).
+STARTED: list[subprocess.Popen[bytes]] = []
+
+
+def reap(since: int) -> None:
+    """Kill (by pid) what was started after STARTED[since] and is still running."""
+    for proc in STARTED[since:]:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10)
+    del STARTED[since:]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -68,7 +81,12 @@ class RedisServer:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         args += ["--dir", self.dir, "--daemonize", "no", *self.extra]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        wait_for(self.ping, what=f"redis-server on port {self.port}")
+        STARTED.append(self.proc)
+        try:
+            wait_for(self.ping, what=f"redis-server on port {self.port}")
+        except TimeoutError:
+            self.stop()
+            raise
 
     def ping(self) -> bool:
         try:
@@ -110,6 +128,7 @@ class Proc:
         self.proc = subprocess.Popen(
             args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, **(env or {})}, cwd=ROOT
         )
+        STARTED.append(self.proc)
         self.lines: list[str] = []
         self._changed = threading.Condition()
         self._threads = [
