@@ -21,6 +21,8 @@ import watchfiles
 log = logging.getLogger("ingest.tail")
 
 FINGERPRINT_BYTES = 1024
+IDLE_AFTER_POLLS = 3  # quiet safety polls in a row before the watcher slows down
+IDLE_STEP_MS = 50  # the watcher's step while idle: the first line after a pause waits up to ~2 steps
 
 
 @dataclass(frozen=True)
@@ -267,6 +269,7 @@ async def wakeups(
     are hints: the timeout yields are the safety poll that covers lost ones (queue overflow, NFS, 9p).
     """
     name = path.name
+    step = step_ms
     yield None
     while not stop.is_set():
         directory = path.parent
@@ -276,12 +279,13 @@ async def wakeups(
             await _sleep_or_stop(stop, poll_interval)  # directory missing: poll until it comes back
             yield None
             continue
+        quiet = 0
         try:
-            async for _ in watchfiles.awatch(
+            async for changes in watchfiles.awatch(
                 directory,
                 watch_filter=lambda _change, p: os.path.basename(p).startswith(name),
                 recursive=False,
-                step=step_ms,
+                step=step,
                 debounce=debounce_ms,
                 rust_timeout=int(poll_interval * 1000),
                 yield_on_timeout=True,
@@ -290,6 +294,15 @@ async def wakeups(
                 yield None
                 if not _same_dir(directory, dir_id):
                     break  # the directory was removed or replaced: its watch is dead, build a new one
+                # A short step costs CPU even when nothing happens (the watcher wakes every step): after a few
+                # quiet polls switch to a long one, and back at the first change.
+                quiet = 0 if changes else quiet + 1
+                if changes and step != step_ms:
+                    step = step_ms
+                    break
+                if quiet >= IDLE_AFTER_POLLS and step == step_ms < IDLE_STEP_MS:
+                    step = IDLE_STEP_MS
+                    break
         except (OSError, RuntimeError) as exc:
             log.warning(
                 "watching %s failed (%s); polling every %.1fs until it works again", directory, exc, poll_interval

@@ -180,3 +180,27 @@ async def test_wakeups_follow_a_directory_that_is_removed_and_recreated(tmp_path
     await asyncio.wait_for(woke.wait(), 5)  # a new watcher (or the poll) notices the new directory's file
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_wakeups_still_come_after_the_watcher_slows_down_when_idle(tmp_path: Path) -> None:
+    path = tmp_path / "e.jsonl"
+    path.write_bytes(b"")
+    stop = asyncio.Event()
+    wakes: list[int] = []
+    woke = asyncio.Event()
+
+    async def watch() -> None:
+        async for _ in wakeups(path, stop, poll_interval=0.1, step_ms=2):
+            wakes.append(1)
+            woke.set()
+
+    task = asyncio.create_task(watch())
+    while len(wakes) < 6:  # quiet safety polls: past IDLE_AFTER_POLLS the watcher takes its long step
+        woke.clear()
+        await asyncio.wait_for(woke.wait(), 5)
+    for _ in range(3):  # a change wakes it (and brings back the short step), again and again
+        woke.clear()
+        append(path, b"1\n")
+        await asyncio.wait_for(woke.wait(), 5)
+    stop.set()
+    await asyncio.wait_for(task, 5)
