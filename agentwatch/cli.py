@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
@@ -21,7 +20,7 @@ from redis.asyncio import Redis
 
 import ingest.__main__ as ingest_cli
 import relay.__main__ as relay_cli
-from contract import DEFAULT_PREFIX, OneLineParser, SettingsError, check_connection, safe_url
+from contract import OneLineParser, SettingsError, add_connection_arguments, check_connection, safe_url, setup_logging
 from ingest import Settings as IngestSettings
 from ingest import run as run_ingest
 from ingest.main import IngestError, check_redis
@@ -42,12 +41,9 @@ USAGE = __doc__ or ""
 
 def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, bool]:
     parser = OneLineParser(prog="agentwatch up", description="Run ingest and relay in one process.")
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("AGENTWATCH_REDIS_URL") or None,
-        help="a real Redis (AGENTWATCH_REDIS_URL); without it an embedded in-process Redis is used",
+    add_connection_arguments(
+        parser, None, "a real Redis (AGENTWATCH_REDIS_URL); without it an embedded in-process Redis is used"
     )
-    parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
     parser.add_argument("--demo", action="store_true", help="play a sample session into the events file")
     ingest_arguments(parser)
     relay_arguments(parser)
@@ -151,8 +147,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if command != "up":
         print(f"agentwatch: unknown command {command!r}; expected up, ingest, relay or hooks", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
+    setup_logging()
     try:
         settings = parse_up(rest)
         asyncio.run(up(*settings))

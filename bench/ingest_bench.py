@@ -61,16 +61,7 @@ def _wait_lines(server: RedisServer, prefix: str, total: int, proc: Proc, timeou
 
 def run_agentwatch(server: RedisServer, path: Path, total: int) -> dict[str, float]:
     prefix = "i" + uuid.uuid4().hex[:10]
-    proc = start_ingest(server.url, path, prefix, "--from", "start")
-    try:
-        start = time.perf_counter()
-        cpu0 = cpu_seconds(proc.proc.pid)
-        end = _wait_lines(server, prefix, total, proc)
-        cpu = cpu_seconds(proc.proc.pid) - cpu0
-    finally:
-        proc.stop()
-    _flush_prefix(server, prefix)
-    return {"seconds": end - start, "lines_per_s": total / (end - start), "cpu_us_per_line": cpu / total * 1e6}
+    return _catch_up(server, prefix, total, start_ingest(server.url, path, prefix, "--from", "start"))
 
 
 def run_naive(server: RedisServer, path: Path, total: int) -> dict[str, float]:
@@ -79,6 +70,15 @@ def run_naive(server: RedisServer, path: Path, total: int) -> dict[str, float]:
     proc = Proc([PYTHON, "-m", "bench.naive", "ingest", *args])
     try:
         proc.wait_line("naive ingest: polling")
+    except BaseException:
+        proc.stop()
+        raise
+    return _catch_up(server, prefix, total, proc)
+
+
+def _catch_up(server: RedisServer, prefix: str, total: int, proc: Proc) -> dict[str, float]:
+    """Time and CPU of a started tailer until all `total` lines are in Redis; then stop it and clean up."""
+    try:
         start = time.perf_counter()
         cpu0 = cpu_seconds(proc.proc.pid)
         end = _wait_lines(server, prefix, total, proc)

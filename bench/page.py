@@ -18,18 +18,8 @@ from typing import Any
 
 from bench.common import log, median, percentile
 from bench.harness import system
-from tests.stack import RedisServer
+from tests.stack import CHROMIUM, CHROMIUM_ARGS, RedisServer
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 SESSION = "page-bench-session"
 KINDS = [("Explore", "haiku"), ("general-purpose", "sonnet"), ("security-reviewer", "opus"), ("custom", "gpt")]
 FULL: dict[str, Any] = {"agents": 200, "rate": 100, "seconds": 5, "probes": 20}

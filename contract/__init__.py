@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import os
+import sys
 from dataclasses import dataclass
 from typing import Any, Literal, NoReturn, NotRequired, TypedDict
 
@@ -181,6 +184,24 @@ def float_setting(flag: str, value: str, minimum: float) -> float:
     if not number >= minimum:  # also refuses NaN
         raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
     return number
+
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def add_connection_arguments(parser: argparse.ArgumentParser, default_redis: str | None, redis_help: str) -> None:
+    """--redis-url and --prefix, with their environment variables, the same for every command."""
+    parser.add_argument("--redis-url", default=os.environ.get("AGENTWATCH_REDIS_URL") or default_redis, help=redis_help)
+    parser.add_argument(
+        "--prefix",
+        default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX),
+        help="prefix of every Redis name (AGENTWATCH_PREFIX; default %(default)s)",
+    )
+
+
+def setup_logging() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
 
 
 def check_connection(redis_url: str | None, prefix: str) -> None:

@@ -4,39 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from contract import DEFAULT_PREFIX, OneLineParser, check_connection, safe_url
+from contract import (
+    DEFAULT_REDIS_URL,
+    OneLineParser,
+    add_connection_arguments,
+    check_connection,
+    safe_url,
+    setup_logging,
+)
 
 from .main import IngestError, check_redis, run
 from .pricing import PricingError
 from .redact import RedactError
 from .settings import Settings, SettingsError, add_arguments, from_args
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
-
-
-def common_arguments(parser: OneLineParser, default_redis: str | None) -> None:
-    parser.add_argument(
-        "--redis-url",
-        default=os.environ.get("AGENTWATCH_REDIS_URL") or default_redis,
-        help="Redis to write to (AGENTWATCH_REDIS_URL)",
-    )
-    parser.add_argument(
-        "--prefix",
-        default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX),
-        help="prefix of every Redis name (AGENTWATCH_PREFIX; default %(default)s)",
-    )
-
 
 def parse(argv: Sequence[str] | None, prog: str = "agentwatch ingest") -> Settings:
     parser = OneLineParser(prog=prog, description="Tail the Claude Code hook events file into Redis.")
-    common_arguments(parser, DEFAULT_REDIS_URL)
+    add_connection_arguments(parser, DEFAULT_REDIS_URL, "Redis to write to (AGENTWATCH_REDIS_URL)")
     add_arguments(parser)
     ns = parser.parse_args(argv)
     check_connection(ns.redis_url, ns.prefix)
@@ -71,8 +62,7 @@ def main(argv: Sequence[str] | None = None, prog: str = "agentwatch ingest") -> 
     except SettingsError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
+    setup_logging()
     try:
         asyncio.run(serve(settings))
     except (IngestError, PricingError, RedactError) as exc:

@@ -205,7 +205,7 @@ class Normalizer:
         if raw_agent is not None and (not isinstance(raw_agent, str) or "/" in raw_agent or len(raw_agent) > 200):
             raise Rejected("bad_agent_id", f"expected agent_id to be a string without '/', got {raw_agent!r:.60}")
         agent_id = raw_agent or MAIN_AGENT
-        ctx = _Ctx(self, payload, session, agent_id, ts)
+        ctx = _Ctx(payload, session, agent_id, ts)
         if hook in TOOL_HOOKS:
             ctx.tool()  # reject before anything changes, so a rejected line leaves no trace
         # Older Claude Code puts an agent_type on the main thread under --agent: detect main by a missing agent_id.
@@ -644,7 +644,6 @@ class Normalizer:
 
 @dataclass
 class _Ctx:
-    norm: Normalizer
     payload: dict[str, Any]
     session: str
     agent_id: str

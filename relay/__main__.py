@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import logging
-import os
 import signal
 import socket
 import sys
@@ -13,19 +12,24 @@ from collections.abc import Sequence
 import uvicorn
 from starlette.applications import Starlette
 
-from contract import DEFAULT_PREFIX, OneLineParser, check_connection, safe_url
+from contract import (
+    DEFAULT_REDIS_URL,
+    OneLineParser,
+    add_connection_arguments,
+    check_connection,
+    safe_url,
+    setup_logging,
+)
 
 from .app import create_app
 from .settings import Settings, SettingsError, add_arguments, from_args
 
-DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 log = logging.getLogger("relay")
 
 
 def parse(argv: Sequence[str] | None, prog: str = "agentwatch relay") -> Settings:
     parser = OneLineParser(prog=prog, description="Serve the agentwatch page and its WebSocket from Redis.")
-    parser.add_argument("--redis-url", default=os.environ.get("AGENTWATCH_REDIS_URL") or DEFAULT_REDIS_URL)
-    parser.add_argument("--prefix", default=os.environ.get("AGENTWATCH_PREFIX", DEFAULT_PREFIX))
+    add_connection_arguments(parser, DEFAULT_REDIS_URL, "Redis to read from (AGENTWATCH_REDIS_URL)")
     add_arguments(parser)
     ns = parser.parse_args(argv)
     check_connection(ns.redis_url, ns.prefix)
@@ -66,8 +70,7 @@ def server(app: Starlette, settings: Settings) -> uvicorn.Server:
 
 
 def main(argv: Sequence[str] | None = None, prog: str = "agentwatch relay") -> int:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("watchfiles").setLevel(logging.WARNING)  # it logs every change at INFO
+    setup_logging()
     try:
         settings = parse(argv, prog)
         sock = bind_socket(settings)

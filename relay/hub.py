@@ -43,10 +43,6 @@ return {{seq, epoch, redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}}
 RESET = "reset"  # queue marker: take a fresh snapshot (the hub could not fill a gap, or the epoch changed)
 
 
-class SlowViewer(Exception):
-    pass
-
-
 @dataclass(eq=False)
 class Viewer:
     queue_size: int
@@ -95,7 +91,6 @@ class Hub:
         self.stats: dict[str, int] = {"delivered": 0, "gaps_filled": 0, "resets": 0, "bad_messages": 0, "reconnects": 0}
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
         self._replay = redis.register_script(REPLAY_LUA)
-        self.on_deliver: Callable[[int], None] | None = None
 
     # ---- viewers
     def add(self, viewer: Viewer) -> None:
@@ -242,4 +237,4 @@ def _field(fields: dict[Any, Any] | None, name: str) -> bytes | str:
     return value  # type: ignore[no-any-return]
 
 
-__all__ = ("RESET", "Hub", "Snapshot", "SlowViewer", "Viewer")
+__all__ = ("RESET", "Hub", "Snapshot", "Viewer")

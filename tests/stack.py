@@ -27,6 +27,17 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "agentwatch-hook.sh"
 FIXTURE = ROOT / "tests" / "data" / "claude-code-session.jsonl"  # the shared fixture, kept beside the tests
 PYTHON = sys.executable
+# The system Chromium, as the browser tests and the page benchmark drive it: no downloads, no calls home.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+    "--disable-sync",
+]
 
 
 # Everything started here, so a failing test cannot leave a process behind (see the `reap` fixture).

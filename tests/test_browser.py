@@ -16,20 +16,19 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
 
-from tests.stack import RedisServer, Stack, fixture_payloads, play_fixture, run_hook, running_stack
+from tests.stack import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    RedisServer,
+    Stack,
+    fixture_payloads,
+    play_fixture,
+    run_hook,
+    running_stack,
+)
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 METRICS = ARTIFACTS / "browser-metrics.json"
 
