@@ -12,6 +12,36 @@ export const BACKOFF_MAX_MS = 30000;
 export const MIN_SESSION_GAP = 220;
 
 export const nodeId = (sessionId, agentId) => `${sessionId}/${agentId}`;
+// Longest tool name the waiting ring spells out (MCP tools can be long: mcp__server__tool).
+const WAIT_TOOL_MAX = 32;
+const STOP_LABEL_MAX = 40;
+
+const text = (v) => (v == null || v === "" ? null : String(v));
+const ms = (v) => (Number.isFinite(v) ? v : null);
+// How each field of an alive record, agent_spawn, session_start or agent_update lands on a node. A field
+// present with null means "now null"; an absent field keeps what we knew. Alive records and events go
+// through this one table, so a page opened late draws what a page open from the start draws.
+const FIELDS = {
+  agent_type: (n, v) => (n.agentType = text(v) ?? (n.agentId === MAIN ? "main" : "agent")),
+  parent_id: (n, v) => {
+    if (n.agentId !== MAIN) n.parentId = text(v) !== null && String(v) !== n.agentId ? String(v) : MAIN;
+  },
+  model: (n, v) => (n.model = text(v)),
+  description: (n, v) => (n.description = text(v)),
+  project: (n, v) => (n.project = text(v)),
+  tool_use_id: (n, v) => (n.toolUseId = text(v)),
+  background: (n, v) => (n.background = Boolean(v)),
+  link: (n, v) => (n.link = text(v)),
+  provisional: (n, v) => (n.provisional = Boolean(v)),
+  waiting: (n, v) => (n.waiting = text(v)),
+  waiting_tool: (n, v) => (n.waitingTool = text(v)),
+  waiting_since: (n, v) => (n.waitingSince = ms(v)),
+  waited_ms: (n, v) => (n.waitedMs = ms(v) ?? 0),
+  compacting: (n, v) => (n.compacting = Boolean(v)),
+  // Never cleared: a cost or a spawn time once known stays known.
+  cost_usd: (n, v) => Number.isFinite(v) && (n.costUsd = v),
+  spawned_at: (n, v) => Number.isFinite(v) && (n.spawnedAt = v),
+};
 
 /** "claude-sonnet-4-5" and "Sonnet" are both sonnet; anything unrecognised is "other". */
 export function modelFamily(model) {
@@ -125,11 +155,16 @@ export class GraphModel {
       // Counters restart from what the snapshot shows, so a page opened mid-session is not all zeros.
       this.stats = { ...this.stats, spawned: 0, tools: 0, done: 0, lastEventTs: null };
     }
-    for (const record of Array.isArray(msg.alive) ? msg.alive : []) {
-      if (!record || !record.session_id || !record.agent_id) continue;
+    const records = (Array.isArray(msg.alive) ? msg.alive : []).filter((r) => r && r.session_id && r.agent_id);
+    const listed = new Set(records.map((r) => nodeId(r.session_id, r.agent_id)));
+    const effects = [];
+    for (const record of records) {
       const id = nodeId(record.session_id, record.agent_id);
       // Reusing the old object keeps its position and velocity in the simulation.
-      const node = previous.get(id) ?? this._newNode(record.session_id, record.agent_id, record.spawned_at ?? now);
+      const node =
+        previous.get(id) ??
+        this._adopt(previous, record, listed, effects) ??
+        this._newNode(String(record.session_id), String(record.agent_id), record.spawned_at ?? now);
       if (node.state === "done") continue;
       this._fill(node, record);
       node.toolCount = record.tool_count ?? node.toolCount;
@@ -147,7 +182,20 @@ export class GraphModel {
     this.seq = msg.seq;
     this.epoch = msg.epoch;
     this._changed(true);
-    return { effects: fresh ? [{ type: "reset" }] : [] };
+    return { effects: fresh ? [{ type: "reset" }] : effects };
+  }
+
+  // A resync that missed an agent_update re-key: the record's tool_use_id names the stand-in id we drew.
+  _adopt(previous, record, listed, effects) {
+    if (!record.tool_use_id) return null;
+    const fromId = nodeId(record.session_id, record.tool_use_id);
+    const from = previous.get(fromId);
+    if (!from || !from.provisional || from.state === "done" || listed.has(fromId)) return null;
+    previous.delete(fromId);
+    from.id = nodeId(record.session_id, record.agent_id);
+    from.agentId = String(record.agent_id);
+    effects.push({ type: "rekey", from: fromId, to: from.id });
+    return from;
   }
 
   _apply(data, now, effects) {
@@ -208,23 +256,69 @@ export class GraphModel {
         node = this._ensure(sessionId, agentId, ts, effects);
         if (node) effects.push({ type: "fail", id: node.id, label: String(data.tool || "tool") });
         break;
-      case "notification":
+      case "stop_fail":
+        // A turn that ended on an API error (rate limit, overload): a failure flash, and the agent lives on.
         node = this._ensure(sessionId, agentId, ts, effects);
-        if (node && data.notification_type === "permission_prompt") {
-          node.state = "waiting";
-          node.lastSeen = ts;
-          this._changed(false);
-          return;
-        }
+        if (node) effects.push({ type: "fail", id: node.id, label: truncate(data.error || "stop failed", STOP_LABEL_MAX) });
+        break;
+      case "agent_update":
+        node = this._update(sessionId, agentId, data, ts, effects);
+        if (node) this._fill(node, data);
+        break;
+      case "notification":
+        // Waiting for the person is ingest's call now (agent_update.waiting), not a guess from here.
+        node = this._ensure(sessionId, agentId, ts, effects);
         break;
       default:
         return;
     }
     if (!node || node.state === "done") return;
     node.lastSeen = ts;
-    // "Waiting for you" lasts until the agent's next event of any kind.
-    if (node.state === "waiting") node.state = "alive";
     this._changed(false);
+  }
+
+  // The node an agent_update is about. With previous_id, the node drawn under the stand-in id becomes
+  // this one: same object (layout position, counts, spawn time), new key, children re-parented.
+  _update(sessionId, agentId, data, ts, effects) {
+    const previous = text(data.previous_id);
+    if (previous === null || previous === agentId) return this._ensure(sessionId, agentId, ts, effects);
+    const id = nodeId(sessionId, agentId);
+    const fromId = nodeId(sessionId, previous);
+    const from = this.nodes.get(fromId);
+    if (from?.state === "done" || (!from && this.gone.has(fromId))) {
+      // It finished under its stand-in id: its real id must not come back as a ghost.
+      this._forget(id);
+      return null;
+    }
+    if (!from) {
+      // The page joined after the spawn (or missed it): this is the spawn.
+      const known = this.nodes.has(id);
+      const node = this._ensure(sessionId, agentId, ts, effects);
+      if (node && !known) this.stats.spawned++;
+      return node;
+    }
+    const other = this.nodes.get(id);
+    if (other && other.state !== "done") {
+      // Its own calls arrived first and drew it apart: fold that node into the one drawn since the spawn.
+      from.toolCount += other.toolCount;
+      from.spawnedAt = Math.min(from.spawnedAt, other.spawnedAt);
+    }
+    // Rebuild the map rather than delete and set, so the node keeps its place in the drawing order.
+    const nodes = new Map();
+    for (const [key, node] of this.nodes) {
+      if (key === fromId) nodes.set(id, node);
+      else if (key !== id) nodes.set(key, node);
+    }
+    this.nodes = nodes;
+    this.gone.delete(id);
+    from.id = id;
+    from.agentId = agentId;
+    for (const node of this.nodes.values()) {
+      if (node.sessionId === sessionId && node.parentId === previous) node.parentId = agentId;
+    }
+    this._changed(true);
+    effects.push({ type: "rekey", from: fromId, to: id });
+    return from;
   }
 
   // The node for (session, agent), created on first sight (with its orchestrator) so that no
@@ -240,6 +334,11 @@ export class GraphModel {
     this._changed(true);
     effects?.push({ type: "spawn", id });
     return node;
+  }
+
+  _forget(id) {
+    this.gone.add(id);
+    if (this.gone.size > GONE_MEMORY) this.gone.delete(this.gone.values().next().value);
   }
 
   // A new session or spawn under an id that finished earlier starts over instead of being ignored.
@@ -261,6 +360,14 @@ export class GraphModel {
       description: null,
       project: null,
       background: false,
+      toolUseId: null,
+      link: null,
+      provisional: false,
+      waiting: null, // null, "permission" or "input"
+      waitingTool: null,
+      waitingSince: null,
+      waitedMs: 0, // finished waits only; the running one is counted from waitingSince
+      compacting: false,
       spawnedAt: ts,
       lastSeen: ts,
       toolCount: 0,
@@ -271,25 +378,18 @@ export class GraphModel {
     };
   }
 
-  // Copy the fields an alive record or an event may carry; absent fields keep what we knew.
+  // Copy the fields an alive record or an event carries (see FIELDS); absent fields keep what we knew.
   _fill(node, src) {
-    if (src.agent_type) node.agentType = String(src.agent_type);
-    if (node.agentId !== MAIN && src.parent_id && src.parent_id !== node.agentId) node.parentId = String(src.parent_id);
-    if (src.model) node.model = String(src.model);
+    for (const key in FIELDS) if (src[key] !== undefined) FIELDS[key](node, src[key]);
     if (node.agentId !== MAIN) node.family = modelFamily(node.model);
-    if (src.description != null) node.description = String(src.description);
-    if (src.project != null) node.project = String(src.project);
-    if (src.background != null) node.background = Boolean(src.background);
-    if (Number.isFinite(src.cost_usd)) node.costUsd = src.cost_usd;
-    if (Number.isFinite(src.spawned_at)) node.spawnedAt = src.spawned_at;
+    if (node.state !== "done") node.state = node.waiting ? "waiting" : "alive";
   }
 
   _finish(node, outcome, now, effects) {
     node.state = "done";
     node.outcome = outcome ?? "unknown";
     node.goneAt = now + LEAVE_MS;
-    this.gone.add(node.id);
-    if (this.gone.size > GONE_MEMORY) this.gone.delete(this.gone.values().next().value);
+    this._forget(node.id);
     this._changed(false);
     effects.push({ type: "done", id: node.id, outcome: node.outcome });
   }
@@ -352,16 +452,55 @@ export function truncate(text, max) {
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }
 
+/** How long the agent has waited on the person so far: finished waits plus the one running now. */
+export function waitedFor(node, now) {
+  const running = node.waiting && node.waitingSince != null ? Math.max(0, now - node.waitingSince) : 0;
+  return (node.waitedMs ?? 0) + running;
+}
+
+/** The text over a waiting node's ring; "" when it does not wait. */
+export function waitText(node) {
+  if (!node.waiting) return "";
+  if (node.waiting === "input") return "waiting for your input";
+  return node.waitingTool ? `waiting for you: ${truncate(node.waitingTool, WAIT_TOOL_MAX)}` : "waiting for you";
+}
+
+/** The name under a node: its agent type, or the orchestrator's project folder. */
+export function labelOf(node) {
+  if (node.agentId !== MAIN) return truncate(node.agentType, 28);
+  return node.project ? truncate(node.project.split("/").filter(Boolean).pop(), 28) : "main";
+}
+
+/** What the page draws for a node, as its attributes and texts say it; two pages showing the same equal here. */
+export function view(node) {
+  return {
+    id: node.id,
+    family: node.family,
+    state: node.state,
+    waiting: node.waiting ?? "",
+    waitText: waitText(node),
+    compacting: node.agentId === MAIN && node.compacting,
+    label: labelOf(node),
+  };
+}
+
 /** The tooltip lines for a node, as plain strings (the page renders them as text). */
 export function describe(node, now) {
-  const lines = [node.agentId === MAIN ? `orchestrator${node.project ? ` · ${node.project}` : ""}` : node.agentType];
+  const main = node.agentId === MAIN;
+  const lines = [main ? `orchestrator${node.project ? ` · ${node.project}` : ""}` : node.agentType];
   if (node.description) lines.push(truncate(node.description, 140));
-  lines.push(`model: ${node.model ?? "unknown"}${node.agentId === MAIN ? "" : ` (${node.family})`}`);
+  lines.push(`model: ${node.model ?? "unknown"}${main ? "" : ` (${node.family})`}`);
   lines.push(`age: ${formatAge(now - node.spawnedAt)}`);
   lines.push(`tool calls: ${node.toolCount}`);
   if (node.costUsd != null) lines.push(`cost: $${node.costUsd.toFixed(node.costUsd < 1 ? 4 : 2)}`);
   if (node.background) lines.push("background");
-  if (node.state === "waiting") lines.push("waiting for you (permission prompt)");
+  if (node.state !== "done" && node.waiting === "input") lines.push("waiting for your input");
+  else if (node.state !== "done" && node.waiting) lines.push(`waiting for you: ${node.waitingTool ? `${node.waitingTool} ` : ""}permission`);
+  if (node.waitedMs > 0 || node.waiting) lines.push(`waited for you: ${formatAge(waitedFor(node, now))}`);
+  if (main && node.compacting) lines.push("compacting");
+  if (node.provisional) lines.push("id not known yet");
+  if (node.link === "inferred") lines.push("parent inferred");
+  if (node.link === "none") lines.push("no spawn seen");
   if (node.state === "done") lines.push(`finished: ${node.outcome}`);
   lines.push(`id: ${node.agentId}`);
   return lines;

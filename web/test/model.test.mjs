@@ -9,9 +9,13 @@ import {
   backoffDelay,
   describe,
   formatAge,
+  labelOf,
   modelFamily,
   sessionAnchors,
   streamUrl,
+  view,
+  waitText,
+  waitedFor,
 } from "../model.js";
 
 const S = "sess-1";
@@ -61,6 +65,7 @@ const spawn = (agentId, extra = {}) => ({
   description: "run the tests",
   tool_use_id: `toolu_${agentId}`,
   background: false,
+  link: "confirmed",
   ...extra,
 });
 
@@ -360,15 +365,12 @@ group("events", () => {
     assert.deepEqual(send({ type: "prompt" }).effects, [{ type: "prompt", id: `${S}/main` }]);
   });
 
-  test("a permission prompt shows 'waiting' until the agent's next event", () => {
+  test("a permission prompt notification alone no longer marks waiting: ingest says so with agent_update", () => {
     const { model, send } = started();
     send(spawn("a1"));
     send({ type: "notification", agent_id: "a1", notification_type: "permission_prompt", message: "needs Bash" });
-    assert.equal(model.nodes.get(`${S}/a1`).state, "waiting");
-    send({ type: "tool_use", agent_id: "main", tool: "Read" }); // another agent: still waiting
-    assert.equal(model.nodes.get(`${S}/a1`).state, "waiting");
-    send({ type: "tool_done", agent_id: "a1", tool: "Bash" });
     assert.equal(model.nodes.get(`${S}/a1`).state, "alive");
+    assert.equal(model.nodes.get(`${S}/a1`).waiting, null);
   });
 
   test("other notifications do not mark waiting", () => {
@@ -461,5 +463,402 @@ group("helpers", () => {
     node.costUsd = 0.5;
     lines = describe(node, T0);
     assert.ok(lines.includes("cost: $0.5000"));
+  });
+});
+
+// ---- issue 8: the stream is the truth (provisional ids, agent_update, stop_fail, waiting from ingest)
+
+const STAND_IN = "toolu_01Ve4stand";
+const update = (agentId, fields = {}) => ({ type: "agent_update", agent_id: agentId, ...fields });
+// What agent_update carries on a re-key: every field.
+const rekey = (previousId, agentId, extra = {}) =>
+  update(agentId, {
+    previous_id: previousId,
+    parent_id: "main",
+    agent_type: "general-purpose",
+    model: "claude-sonnet-4-5",
+    description: "run the tests",
+    tool_use_id: previousId,
+    background: false,
+    link: "confirmed",
+    provisional: false,
+    waiting: null,
+    waiting_tool: null,
+    waiting_since: null,
+    waited_ms: 0,
+    ...extra,
+  });
+
+group("provisional ids and re-keys", () => {
+  test("a sub-agent is drawn at its spawn call under its stand-in id, marked provisional", () => {
+    const { model, send } = started();
+    const { effects } = send(spawn(STAND_IN, { provisional: true, model: null }));
+    assert.deepEqual(effects, [{ type: "spawn", id: `${S}/${STAND_IN}` }]);
+    const node = model.nodes.get(`${S}/${STAND_IN}`);
+    assert.equal(node.provisional, true);
+    assert.equal(node.family, "other");
+    assert.ok(describe(node, T0).includes("id not known yet"));
+  });
+
+  test("a re-key keeps the same node object, its counts, spawn time and place, and counts no spawn", () => {
+    const { model, send } = started();
+    send(spawn(STAND_IN, { provisional: true }), T0);
+    send({ type: "tool_use", agent_id: STAND_IN, tool: "Read", ts: T0 + 5 });
+    send({ type: "tool_use", agent_id: STAND_IN, tool: "Grep", ts: T0 + 6 });
+    send(spawn("later"));
+    const node = model.nodes.get(`${S}/${STAND_IN}`);
+    node.x = 42; // the simulation's position
+    const { version } = model;
+    const { effects } = send(rekey(STAND_IN, "a1", { ts: T0 + 50 }));
+    assert.deepEqual(effects, [{ type: "rekey", from: `${S}/${STAND_IN}`, to: `${S}/a1` }]);
+    assert.equal(model.nodes.get(`${S}/a1`), node);
+    assert.ok(!model.nodes.has(`${S}/${STAND_IN}`));
+    assert.deepEqual([...model.nodes.keys()], [`${S}/main`, `${S}/a1`, `${S}/later`], "same place in the order");
+    assert.equal(node.id, `${S}/a1`);
+    assert.equal(node.agentId, "a1");
+    assert.equal(node.x, 42);
+    assert.equal(node.toolCount, 2);
+    assert.equal(node.spawnedAt, T0);
+    assert.equal(node.provisional, false);
+    assert.equal(model.stats.spawned, 2);
+    assert.ok(model.version > version, "the links must be rebuilt");
+    assert.ok(!describe(node, T0).includes("id not known yet"));
+    // Later events under the real id land on the same node.
+    send({ type: "tool_use", agent_id: "a1", tool: "Bash" });
+    assert.equal(node.toolCount, 3);
+    assert.equal(model.nodes.size, 3);
+  });
+
+  test("children that named the stand-in as parent follow the re-key", () => {
+    const { model, send } = started();
+    send(spawn(STAND_IN, { provisional: true }));
+    send(spawn("toolu_child", { provisional: true, parent_id: STAND_IN }));
+    send(rekey(STAND_IN, "a1"));
+    assert.equal(model.nodes.get(`${S}/toolu_child`).parentId, "a1");
+    const links = Object.fromEntries(model.links().map((l) => [l.target.id, l.source.id]));
+    assert.equal(links[`${S}/toolu_child`], `${S}/a1`);
+    assert.equal(links[`${S}/a1`], `${S}/main`);
+  });
+
+  test("an update with previous_id for a node never drawn is a spawn of the real id", () => {
+    const { model, send } = started();
+    const { effects } = send(rekey(STAND_IN, "a1", { model: "haiku", agent_type: "Explore" }));
+    assert.deepEqual(effects, [{ type: "spawn", id: `${S}/a1` }]);
+    const node = model.nodes.get(`${S}/a1`);
+    assert.equal(node.family, "haiku");
+    assert.equal(node.agentType, "Explore");
+    assert.equal(model.stats.spawned, 1);
+    assert.equal(model.nodes.size, 2);
+  });
+
+  test("a re-key of an agent that already finished brings back neither id", () => {
+    const { model, send } = started();
+    send(spawn(STAND_IN, { provisional: true }));
+    send({ type: "agent_done", agent_id: STAND_IN, outcome: "success" });
+    assert.deepEqual(send(rekey(STAND_IN, "a1")).effects, []);
+    model.sweep(T0 + LEAVE_MS);
+    assert.deepEqual(send({ type: "tool_use", agent_id: "a1", tool: "Read" }).effects, []);
+    assert.deepEqual([...model.nodes.keys()], [`${S}/main`]);
+  });
+
+  test("when the real id was drawn apart first, the re-key folds it into the spawned node", () => {
+    const { model, send } = started();
+    send(spawn(STAND_IN, { provisional: true }), T0);
+    const node = model.nodes.get(`${S}/${STAND_IN}`);
+    send({ type: "tool_use", agent_id: STAND_IN, tool: "Read" });
+    send({ type: "tool_use", agent_id: "a1", tool: "Grep", ts: T0 + 9 });
+    assert.equal(model.nodes.size, 3);
+    send(rekey(STAND_IN, "a1"));
+    assert.equal(model.nodes.size, 2);
+    assert.equal(model.nodes.get(`${S}/a1`), node);
+    assert.equal(node.toolCount, 2);
+    assert.equal(model.stats.spawned, 1);
+  });
+
+  test("a resync snapshot that skipped the re-key adopts the stand-in node by its tool_use_id", () => {
+    const { model, send } = started(10);
+    send(spawn(STAND_IN, { provisional: true }));
+    const node = model.nodes.get(`${S}/${STAND_IN}`);
+    const result = model.receive(snapshot(15, [record("main"), record("a1", { tool_use_id: STAND_IN, model: "opus" })]), T0);
+    assert.deepEqual(result.effects, [{ type: "rekey", from: `${S}/${STAND_IN}`, to: `${S}/a1` }]);
+    assert.equal(model.nodes.get(`${S}/a1`), node);
+    assert.equal(node.family, "opus");
+    assert.equal(model.nodes.size, 2);
+  });
+
+  test("a snapshot keeps the provisional mark of its records", () => {
+    const model = new GraphModel();
+    model.receive(snapshot(3, [record("main"), record(STAND_IN, { provisional: true, link: "confirmed" })]), T0);
+    assert.equal(model.nodes.get(`${S}/${STAND_IN}`).provisional, true);
+  });
+});
+
+group("agent_update fields", () => {
+  test("the resolved model recolours the live node", () => {
+    const { model, send } = started();
+    send(spawn("a1", { model: null }));
+    const node = model.nodes.get(`${S}/a1`);
+    assert.equal(node.family, "other");
+    const { rev, version } = model;
+    send(update("a1", { model: "claude-opus-4-1" }));
+    assert.equal(node.family, "opus");
+    assert.equal(view(node).family, "opus");
+    assert.ok(model.rev > rev);
+    assert.equal(model.version, version, "a colour is not a new node");
+  });
+
+  test("waiting comes from agent_update, stays through other events, and a null clears it", () => {
+    const { model, send } = started();
+    send(spawn("a1"));
+    const node = model.nodes.get(`${S}/a1`);
+    send(update("a1", { waiting: "permission", waiting_tool: "Bash", waiting_since: T0 }));
+    assert.equal(node.state, "waiting");
+    assert.deepEqual(view(node), {
+      id: `${S}/a1`,
+      family: "sonnet",
+      state: "waiting",
+      waiting: "permission",
+      waitText: "waiting for you: Bash",
+      compacting: false,
+      label: "general-purpose",
+    });
+    send({ type: "tool_done", agent_id: "a1", tool: "Bash" });
+    send({ type: "tool_use", agent_id: "a1", tool: "Read" });
+    send(update("a1", { description: "still at it" })); // absent means unchanged
+    assert.equal(node.state, "waiting");
+    send(update("a1", { waiting: null, waiting_tool: null, waiting_since: null, waited_ms: 4000 }));
+    assert.equal(node.state, "alive");
+    assert.equal(node.waitingTool, null);
+    assert.equal(waitText(node), "");
+    assert.equal(view(node).waiting, "");
+    assert.equal(node.waitedMs, 4000);
+  });
+
+  test("waiting for input reads as such, on the ring and in the tooltip", () => {
+    const { model, send } = started();
+    send(update("main", { waiting: "input", waiting_since: T0 }));
+    const node = model.nodes.get(`${S}/main`);
+    assert.equal(waitText(node), "waiting for your input");
+    assert.ok(describe(node, T0 + 3000).includes("waiting for your input"));
+    assert.ok(describe(node, T0 + 3000).includes("waited for you: 3 s"));
+  });
+
+  test("a permission prompt without a tool still says waiting for you", () => {
+    const { model, send } = started();
+    send(update("main", { waiting: "permission" }));
+    assert.equal(waitText(model.nodes.get(`${S}/main`)), "waiting for you");
+  });
+
+  test("the orchestrator shows compacting until it is told otherwise", () => {
+    const { model, send } = started();
+    const main = model.nodes.get(`${S}/main`);
+    send(update("main", { compacting: true }));
+    assert.equal(view(main).compacting, true);
+    assert.ok(describe(main, T0).includes("compacting"));
+    send({ type: "tool_use", tool: "Read" });
+    assert.equal(view(main).compacting, true);
+    send(update("main", { compacting: false }));
+    assert.equal(view(main).compacting, false);
+    assert.ok(!describe(main, T0).includes("compacting"));
+  });
+
+  test("an update for an unknown agent draws it, without counting a spawn", () => {
+    const { model, send } = started();
+    const { effects } = send(update("a9", { model: "haiku", link: "none" }));
+    assert.deepEqual(effects, [{ type: "spawn", id: `${S}/a9` }]);
+    assert.equal(model.nodes.get(`${S}/a9`).family, "haiku");
+    assert.equal(model.stats.spawned, 0);
+  });
+
+  test("an update for a finished agent changes nothing", () => {
+    const { model, send } = started();
+    send(spawn("a1"));
+    send({ type: "agent_done", agent_id: "a1", outcome: "success" });
+    const { rev } = model;
+    assert.deepEqual(send(update("a1", { waiting: "permission" })).effects, []);
+    assert.equal(model.nodes.get(`${S}/a1`).state, "done");
+    assert.equal(model.rev, rev);
+  });
+});
+
+group("stop_fail", () => {
+  test("flashes a failure labelled with the error and keeps the agent alive", () => {
+    const { model, send } = started();
+    send(spawn("a1"));
+    const { effects } = send({ type: "stop_fail", agent_id: "a1", error: "rate_limit" });
+    assert.deepEqual(effects, [{ type: "fail", id: `${S}/a1`, label: "rate_limit" }]);
+    assert.equal(model.nodes.get(`${S}/a1`).state, "alive");
+    assert.equal(model.stats.done, 0);
+    assert.equal(model.alive, 2);
+  });
+
+  test("a stop failure on the orchestrator, with no error text, still reads as one", () => {
+    const { send } = started();
+    assert.deepEqual(send({ type: "stop_fail" }).effects, [{ type: "fail", id: `${S}/main`, label: "stop failed" }]);
+  });
+});
+
+group("tooltip for the new fields", () => {
+  test("waits, a running wait, link kinds and a provisional id", () => {
+    const { model, send } = started();
+    send(spawn("a1", { link: "inferred" }));
+    send(spawn("a2", { link: "none" }));
+    send(update("a1", { waiting: "permission", waiting_tool: "WebFetch", waiting_since: T0 + 1000, waited_ms: 60_000 }));
+    const a1 = describe(model.nodes.get(`${S}/a1`), T0 + 6000);
+    assert.ok(a1.includes("waiting for you: WebFetch permission"), a1);
+    assert.ok(a1.includes("waited for you: 1 min 5 s"), a1);
+    assert.ok(a1.includes("parent inferred"), a1);
+    const a2 = describe(model.nodes.get(`${S}/a2`), T0);
+    assert.ok(a2.includes("no spawn seen"), a2);
+    assert.ok(!a2.some((l) => l.startsWith("waited")), a2);
+    assert.ok(!a2.includes("id not known yet"), a2);
+    send(update("a1", { waiting: null, waiting_since: null, waited_ms: 65_000 }));
+    assert.ok(describe(model.nodes.get(`${S}/a1`), T0 + 999_999).includes("waited for you: 1 min 5 s"));
+    assert.equal(waitedFor(model.nodes.get(`${S}/a1`), T0 + 999_999), 65_000);
+  });
+
+  test("labels: the agent type, or the orchestrator's project folder", () => {
+    const { model, send } = started();
+    send(spawn("a1", { agent_type: "Explore" }));
+    send({ type: "session_start", project: "/home/me/acme/" });
+    assert.equal(labelOf(model.nodes.get(`${S}/a1`)), "Explore");
+    assert.equal(labelOf(model.nodes.get(`${S}/main`)), "acme");
+  });
+});
+
+// ---- a page open from the start and a page opened at the end draw the same thing
+
+const SHOWN = ["id", "agentId", "sessionId", "parentId", "agentType", "model", "family", "description", "project",
+  "toolUseId", "background", "link", "provisional", "waiting", "waitingTool", "waitingSince", "waitedMs", "compacting",
+  "toolCount", "state"];
+
+/** A page that was open from seq 0: an empty snapshot, then every event. */
+function pageFromStart(events, alive = []) {
+  const model = new GraphModel();
+  model.receive(snapshot(0, alive), T0);
+  events.forEach((data, i) =>
+    model.receive({ type: "event", seq: i + 1, epoch: EPOCH, data: { ts: T0 + i, session_id: S, agent_id: "main", ...data } }, T0 + i),
+  );
+  return model;
+}
+
+/** A page opened at the end: the snapshot of the alive records only. */
+function pageFromSnapshot(alive) {
+  const model = new GraphModel();
+  model.receive(snapshot(100, alive), T0);
+  return model;
+}
+
+function assertSamePage(live, late) {
+  const ids = (m) => [...m.nodes.keys()].sort();
+  assert.deepEqual(ids(late), ids(live), "same node ids");
+  for (const [id, a] of live.nodes) {
+    const b = late.nodes.get(id);
+    assert.deepEqual(view(b), view(a), `${id}: what the page draws`);
+    for (const field of SHOWN) assert.deepEqual(b[field], a[field], `${id}: ${field}`);
+  }
+  const links = (m) => m.links().map((l) => `${l.source.id} -> ${l.target.id}`).sort();
+  assert.deepEqual(links(late), links(live), "same links");
+}
+
+// A session as ingest sees it: a provisional spawn re-keyed with the resolved model, a nested spawn under the stand-in,
+// a permission prompt, an input wait that ended, an inferred link, a ghost, a stop failure and a compaction.
+const SESSION_EVENTS = [
+  { type: "session_start", model: "claude-opus-4-5", project: "/src/acme" },
+  { type: "prompt" },
+  { type: "tool_use", tool: "Agent" },
+  spawn("toolu_A", { provisional: true, model: null, agent_type: "Explore", description: "map it" }),
+  { type: "tool_use", agent_id: "toolu_A", tool: "Read" },
+  spawn("toolu_B", { provisional: true, parent_id: "toolu_A", model: "haiku", agent_type: "reviewer" }),
+  rekey("toolu_A", "a1", { model: "claude-haiku-4-5", agent_type: "Explore", description: "map it" }),
+  { type: "tool_use", agent_id: "a1", tool: "Grep" },
+  spawn("a3", { link: "inferred", model: "sonnet" }),
+  update("a3", { waiting: "input", waiting_since: T0 + 10 }),
+  update("a3", { waiting: null, waiting_since: null, waited_ms: 2500 }),
+  { type: "tool_use", agent_id: "a4", tool: "Bash" },
+  update("a4", { link: "none" }),
+  { type: "tool_use", agent_id: "toolu_B", tool: "WebFetch" },
+  { type: "notification", agent_id: "toolu_B", notification_type: "permission_prompt", message: "WebFetch" },
+  update("toolu_B", { waiting: "permission", waiting_tool: "WebFetch", waiting_since: T0 + 15 }),
+  { type: "stop_fail", agent_id: "a3", error: "overloaded" },
+  update("main", { compacting: true }),
+  spawn("gone", { model: "opus" }),
+  { type: "agent_done", agent_id: "gone", outcome: "success" },
+];
+
+// What ingest's alive hash holds after SESSION_EVENTS: every field, as the contract says.
+const SESSION_ALIVE = [
+  record("main", { model: "claude-opus-4-5", project: "/src/acme", agent_type: "main", tool_count: 1, compacting: true,
+    link: null, provisional: false, waiting: null, waiting_tool: null, waiting_since: null, waited_ms: 0 }),
+  record("a1", { agent_type: "Explore", model: "claude-haiku-4-5", description: "map it", tool_use_id: "toolu_A",
+    link: "confirmed", provisional: false, background: false, tool_count: 2, waiting: null, waiting_tool: null,
+    waiting_since: null, waited_ms: 0 }),
+  record("toolu_B", { parent_id: "a1", agent_type: "reviewer", model: "haiku", description: "run the tests",
+    tool_use_id: "toolu_toolu_B", link: "confirmed", provisional: true, background: false, tool_count: 1,
+    waiting: "permission", waiting_tool: "WebFetch", waiting_since: T0 + 15, waited_ms: 0 }),
+  record("a3", { agent_type: "general-purpose", model: "sonnet", description: "run the tests", tool_use_id: "toolu_a3",
+    link: "inferred", provisional: false, background: false, tool_count: 0, waiting: null, waiting_tool: null,
+    waiting_since: null, waited_ms: 2500 }),
+  record("a4", { parent_id: "main", agent_type: "agent", model: null, description: null, tool_use_id: null, link: "none",
+    provisional: false, background: false, tool_count: 1, waiting: null, waiting_tool: null, waiting_since: null,
+    waited_ms: 0 }),
+];
+
+group("a page opened late equals a page open from the start", () => {
+  test("same nodes, colours, labels, waiting and compacting from the events as from the alive records", () => {
+    const live = pageFromStart(SESSION_EVENTS);
+    live.sweep(T0 + 10 * LEAVE_MS);
+    const late = pageFromSnapshot(SESSION_ALIVE);
+    assertSamePage(live, late);
+    // Spot checks, so an empty pair of pages cannot pass.
+    assert.equal(live.nodes.size, 5);
+    assert.equal(live.nodes.get(`${S}/a1`).family, "haiku");
+    assert.equal(view(live.nodes.get(`${S}/toolu_B`)).waitText, "waiting for you: WebFetch");
+    assert.equal(view(live.nodes.get(`${S}/main`)).compacting, true);
+    assert.equal(view(live.nodes.get(`${S}/main`)).label, "acme");
+  });
+
+  test("a page opened mid-way, on a snapshot with a provisional record, ends the same after the re-key", () => {
+    const cut = 5; // after toolu_A's spawn and first call, before the re-key
+    const mid = [
+      record("main", { model: "claude-opus-4-5", project: "/src/acme", agent_type: "main", tool_count: 1 }),
+      record("toolu_A", { agent_type: "Explore", model: null, description: "map it", tool_use_id: "toolu_toolu_A",
+        provisional: true, link: "confirmed", tool_count: 1 }),
+    ];
+    const late = new GraphModel();
+    late.receive(snapshot(cut, mid), T0);
+    SESSION_EVENTS.slice(cut).forEach((data, i) =>
+      late.receive(
+        { type: "event", seq: cut + i + 1, epoch: EPOCH, data: { ts: T0 + cut + i, session_id: S, agent_id: "main", ...data } },
+        T0 + cut + i,
+      ),
+    );
+    const live = pageFromStart(SESSION_EVENTS);
+    for (const m of [live, late]) m.sweep(T0 + 10 * LEAVE_MS);
+    assertSamePage(live, late);
+  });
+
+  test("the comparison notices a difference in waiting, colour or id", () => {
+    const live = pageFromStart(SESSION_EVENTS);
+    live.sweep(T0 + 10 * LEAVE_MS);
+    const unwait = SESSION_ALIVE.map((r) => (r.agent_id === "toolu_B" ? { ...r, waiting: null } : r));
+    assert.throws(() => assertSamePage(live, pageFromSnapshot(unwait)), /toolu_B/);
+    const recolour = SESSION_ALIVE.map((r) => (r.agent_id === "a1" ? { ...r, model: "sonnet" } : r));
+    assert.throws(() => assertSamePage(live, pageFromSnapshot(recolour)), /a1/);
+    const unkeyed = SESSION_ALIVE.map((r) => (r.agent_id === "a1" ? { ...r, agent_id: "toolu_A" } : r));
+    assert.throws(() => assertSamePage(live, pageFromSnapshot(unkeyed)), /same node ids/);
+  });
+
+  test("an old-style page (today's ingest: no agent_update, no provisional) keeps what it knew", () => {
+    const live = pageFromStart([spawn("a1", { model: "haiku" }), { type: "tool_use", agent_id: "a1", tool: "Read" }]);
+    const node = live.nodes.get(`${S}/a1`);
+    assert.equal(node.provisional, false);
+    assert.equal(node.family, "haiku");
+    assert.equal(node.waiting, null);
+    const late = pageFromSnapshot([record("main", { agent_type: "main" }), record("a1", {
+      agent_type: "general-purpose", model: "haiku", description: "run the tests", tool_use_id: "toolu_a1",
+      background: false, tool_count: 1, model_family: undefined })]);
+    const shown = (m) => [...m.nodes.values()].map(view);
+    assert.deepEqual(shown(late), shown(live));
   });
 });
