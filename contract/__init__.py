@@ -25,12 +25,17 @@ EVENT_TYPES = frozenset(
         "session_end",
         "prompt",
         "agent_spawn",
+        "agent_update",
         "agent_done",
         "tool_use",
         "tool_done",
         "tool_fail",
         "skill_use",
         "notification",
+        "permission_request",
+        "stop_fail",
+        "compact_start",
+        "compact_done",
     }
 )
 OUTCOMES = frozenset({"success", "failure", "partial", "unknown", "lost"})
@@ -47,7 +52,10 @@ HOOK_EVENTS = (
     "SubagentStop",
     "Stop",
     "Notification",
+    "PermissionRequest",
+    "StopFailure",
     "PreCompact",
+    "PostCompact",
 )
 
 # Fields of the meta hash.

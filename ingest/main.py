@@ -102,7 +102,8 @@ class Ingest:
         self.expected = saved.get("pos", "")
         message = self.tail.start(position, self.settings.start_at)
         state = json.loads(saved.get("state") or "{}")
-        self.normalizer.restore(state, [json.loads(r) for r in records])
+        ended = json.loads(saved.get("ended") or "[]")
+        self.normalizer.restore(state, ended, [json.loads(r) for r in records])
         log.info("ingest: %s", message)
 
     async def _drain(self) -> None:
@@ -176,7 +177,9 @@ class Ingest:
 
     def _prepare(self, position: Position, events: list[str], stats: dict[str, int]) -> Prepared:
         """Everything one commit writes, taken from the normalizer now (it moves on to the next batch)."""
-        alive_set, alive_del = self.normalizer.take_changes()
+        alive_set, alive_del, counters = self.normalizer.take_changes()
+        for name, n in counters.items():
+            stats[name] = stats.get(name, 0) + n
         checkpoint = {
             "pos": position.token,
             "dev": str(position.dev),
@@ -185,7 +188,7 @@ class Ingest:
             "off": str(position.off),
             "path": str(self.settings.events_file),
             "ts": str(int(time.time() * 1000)),
-            "state": compact_json(self.normalizer.state()),
+            **self.normalizer.state(),
         }
         return Prepared(position, checkpoint, events, alive_set, alive_del, stats)
 

@@ -13,6 +13,7 @@ from contract import EVENT_TYPES, MAIN_AGENT, OUTCOMES
 from ingest.events import Limits, Normalizer, Rejected
 from ingest.pricing import Pricing
 from ingest.redact import Redactor
+from tests.mirror import Mirror
 from tests.stack import fixture_payloads
 
 SESSION = "7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17"
@@ -34,6 +35,12 @@ def feed_all(norm: Normalizer, payloads: list[dict[str, Any]], start: int = NOW)
     return events
 
 
+def spawned(events: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Each agent_spawn, under the id its node ends up with after re-keys (the page's view)."""
+    mirror = Mirror().apply_all(events)
+    return {mirror.final_id(e["session_id"], e["agent_id"]): e for e in events if e["type"] == "agent_spawn"}
+
+
 def fixture() -> list[dict[str, Any]]:
     return [json.loads(p) for p in fixture_payloads()]
 
@@ -42,18 +49,19 @@ def test_fixture_session_gives_the_graph() -> None:
     norm = normalizer()
     events = feed_all(norm, fixture())
     assert {e["type"] for e in events} <= EVENT_TYPES
-    spawns = [e for e in events if e["type"] == "agent_spawn"]
-    assert [(e["agent_id"], e["agent_type"], e["model"], e["parent_id"]) for e in spawns] == [
+    spawns = spawned(events)
+    assert [(k, e["agent_type"], e["model"], e["parent_id"]) for k, e in spawns.items()] == [
         (EXPLORE, "Explore", "haiku", MAIN_AGENT),
         (TESTER, "general-purpose", "sonnet", MAIN_AGENT),
         (REVIEWER, "security-reviewer", "opus", MAIN_AGENT),
     ]
-    assert [e["tool_use_id"] for e in spawns] == [
+    assert [e["tool_use_id"] for e in spawns.values()] == [
         "toolu_01Ve4Gk9ZrA2nL7cX5pT3Hw8",
         "toolu_01Bq8Ns3YtL6dF1wR9mK4Pz2",
         "toolu_01Kx2Tm7WcJ5hR8vB3nQ6Ly9",
     ]
-    assert spawns[0]["description"] == "Map checkout module"
+    assert spawns[EXPLORE]["description"] == "Map checkout module"
+    assert all(e["provisional"] for e in spawns.values())  # drawn at the spawn call, before their ids are known
 
 
 def test_every_tool_call_is_attributed_to_the_agent_that_made_it() -> None:
@@ -89,8 +97,9 @@ def test_permission_prompt_is_pinned_on_the_waiting_agent() -> None:
 def test_alive_records_during_the_session() -> None:
     norm = normalizer()
     feed_all(norm, fixture()[:20])
-    sets, dels = norm.take_changes()
-    assert dels == []
+    sets, dels, _ = norm.take_changes()
+    # The stand-in ids the three spawns were drawn under, gone now that their real ids are known.
+    assert dels == sorted(f"{SESSION}/{p['tool_use_id']}" for p in fixture()[6:9])
     records = {k: json.loads(v) for k, v in sets.items()}
     assert set(records) == {f"{SESSION}/{a}" for a in (MAIN_AGENT, EXPLORE, TESTER, REVIEWER)}
     explore = records[f"{SESSION}/{EXPLORE}"]
@@ -232,7 +241,7 @@ def test_each_sub_agent_appears_once_whatever_reveals_it_first() -> None:
             },
         ],
     )
-    assert [e["agent_id"] for e in events if e["type"] == "agent_spawn"] == ["bg1"]
+    assert list(spawned(events)) == ["bg1"]
     # Background agents stay alive until SubagentStop.
     assert "s1/bg1" in norm.agents
 
@@ -273,8 +282,13 @@ def test_nested_sub_agent_hangs_from_its_parent() -> None:
             {"session_id": "s1", "hook_event_name": "SubagentStart", "agent_id": "inner", "agent_type": "Explore"},
         ],
     )
-    spawns = {e["agent_id"]: e["parent_id"] for e in events if e["type"] == "agent_spawn"}
-    assert spawns == {"outer": MAIN_AGENT, "inner": "outer"}
+    mirror = Mirror().apply_all(events)
+    assert {k: r["parent_id"] for k, r in mirror.records.items()} == {
+        f"s1/{MAIN_AGENT}": None,
+        "s1/outer": MAIN_AGENT,
+        "s1/inner": "outer",
+    }
+    assert mirror.problems == []
 
 
 def test_idle_agents_end_as_lost_and_idle_sessions_end() -> None:
@@ -402,5 +416,5 @@ def test_normalizer_never_raises_on_arbitrary_json(items: list[Any]) -> None:
             assert event["type"] in EVENT_TYPES
             json.dumps(event)
     norm.expire(NOW + 10**10)
-    sets, _ = norm.take_changes()
+    sets, _, _ = norm.take_changes()
     assert all(json.loads(v) for v in sets.values())

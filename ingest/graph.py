@@ -1,0 +1,234 @@
+"""The normalizer's state and the only ways to change it: add, re-key, update and end agents.
+
+Every change to an alive agent goes through here, so that every change is also published: `agent_spawn`
+and `session_start` carry all the view fields, `agent_update` the changed ones (and `previous_id` when a
+stand-in id becomes Claude Code's real one), `agent_done` removes the record. The tests apply the stream to
+a snapshot after every commit and compare it with `HGETALL {p}:alive`, field by field.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from contract import MAIN_AGENT, alive_field, compact_json
+
+from .agent import TEXT_CAP, VIEW_FIELDS, Agent, Limits
+from .pricing import Pricing
+
+Event = dict[str, Any]
+
+
+@dataclass
+class Ctx:
+    """One payload being fed: who sent it and when."""
+
+    payload: dict[str, Any]
+    hook: str
+    session: str
+    agent_id: str
+    ts: int
+
+
+@dataclass
+class Graph:
+    source: str
+    pricing: Pricing
+    limits: Limits
+    redact: Callable[[str], str]
+    details: bool
+    agents: dict[str, Agent] = field(default_factory=dict)  # alive_field -> Agent
+    # tool_use_id -> {session_id, agent_id, tool, ts, key}: calls between their Pre and Post
+    open_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    ended: dict[str, None] = field(default_factory=dict)  # alive fields of agents that ended, oldest first
+    ended_dirty: bool = False
+    views: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # what viewers were last told, per agent
+    touched: set[str] = field(default_factory=set)  # agents changed by the payload being fed
+    changed: set[str] = field(default_factory=set)  # alive fields to write in the next commit
+    removed: set[str] = field(default_factory=set)  # alive fields to delete in the next commit
+    counters: dict[str, int] = field(default_factory=dict)  # stats increments for the next commit
+
+    # ---- reading
+    def get(self, session: str, agent_id: str) -> Agent | None:
+        return self.agents.get(alive_field(session, agent_id))
+
+    def main(self, session: str) -> Agent | None:
+        return self.agents.get(alive_field(session, MAIN_AGENT))
+
+    def has_ended(self, session: str, agent_id: str) -> bool:
+        return alive_field(session, agent_id) in self.ended
+
+    def by_call(self, session: str, tool_use_id: str | None) -> Agent | None:
+        """The agent spawned by this PreToolUse(Agent|Task), whatever id it has now."""
+        if not tool_use_id:
+            return None
+        return next((a for a in self.agents.values() if a.tool_use_id == tool_use_id and a.session_id == session), None)
+
+    def unlinked(self, session: str, agent_type: str | None) -> Agent | None:
+        """The oldest running spawn of the session whose real id is not known yet, of this type when known.
+
+        An empty agent_type is Claude Code's internal helper: it never takes a spawn."""
+        if agent_type == "":
+            return None
+        candidates = [
+            a
+            for a in self.agents.values()
+            if a.session_id == session
+            and a.provisional
+            and a.stopping_since is None
+            and (agent_type is None or a.agent_type == agent_type)
+        ]
+        return min(candidates, key=lambda a: a.spawned_at) if candidates else None
+
+    def count(self, name: str) -> None:
+        self.counters[name] = self.counters.get(name, 0) + 1
+
+    # ---- events
+    def event(self, kind: str, ts: int, session: str, agent_id: str, **fields: Any) -> Event:
+        return {"type": kind, "ts": ts, "session_id": session, "agent_id": agent_id, **fields}
+
+    def text(self, value: Any, cap: int = TEXT_CAP) -> str | None:
+        if not isinstance(value, str) or not value:
+            return None
+        # Redact before cutting, so a secret straddling the cut is still recognised whole.
+        return self.redact(value[: cap * 4])[:cap]
+
+    # ---- changing agents
+    def mark(self, agent: Agent, ts: int | None = None) -> None:
+        """Note a change to `agent` (and its activity at ts): written and, if viewers see it, published."""
+        key = alive_field(agent.session_id, agent.agent_id)
+        if ts is not None and ts > agent.last_seen:
+            agent.last_seen = ts
+        self.changed.add(key)
+        self.touched.add(key)
+
+    def add(self, agent: Agent, kind: str = "agent_spawn") -> Event:
+        key = alive_field(agent.session_id, agent.agent_id)
+        self.agents[key] = agent
+        self.ended.pop(key, None)
+        self.removed.discard(key)
+        self.changed.add(key)
+        self.views[key] = agent.view()
+        return self.event(kind, agent.spawned_at, agent.session_id, agent.agent_id, **agent.view_dict())
+
+    def _drop(self, agent: Agent) -> None:
+        key = alive_field(agent.session_id, agent.agent_id)
+        self.agents.pop(key, None)
+        self.views.pop(key, None)
+        self.changed.discard(key)
+        self.touched.discard(key)
+        self.removed.add(key)
+
+    def rekey(self, agent: Agent, new_id: str, ts: int, provisional: bool = False) -> Event:
+        """A stand-in id becomes Claude Code's real one: the same node goes on under it."""
+        old_id = agent.agent_id
+        self._drop(agent)
+        agent.agent_id = new_id
+        agent.provisional = provisional
+        for child in self.agents.values():
+            if child.session_id == agent.session_id and child.parent_id == old_id:
+                child.parent_id = new_id
+                self.mark(child)
+        update = self.add(agent, "agent_update")
+        update["ts"] = ts
+        update["previous_id"] = old_id
+        return update
+
+    def done(self, agent: Agent, outcome: str, ts: int, **fields: Any) -> list[Event]:
+        if agent.waiting is not None and agent.waiting_since is not None:
+            agent.waited_ms += max(0, ts - agent.waiting_since)
+        self._drop(agent)
+        self.ended[alive_field(agent.session_id, agent.agent_id)] = None
+        self.ended_dirty = True
+        for call in [k for k, v in self.open_calls.items() if v["agent_id"] == agent.agent_id]:
+            if self.open_calls[call]["session_id"] == agent.session_id:
+                del self.open_calls[call]
+        duration = fields.pop("duration_ms", None)
+        if duration is None:
+            duration = max(0, ts - agent.spawned_at)
+        return [
+            self.event(
+                "agent_done",
+                ts,
+                agent.session_id,
+                agent.agent_id,
+                outcome=outcome,
+                duration_ms=duration,
+                parent_id=agent.parent_id,
+                agent_type=agent.agent_type,
+                waited_ms=agent.waited_ms,
+                **fields,
+            )
+        ]
+
+    def end_session(self, session: str, ts: int, reason: str) -> list[Event]:
+        out: list[Event] = []
+        outcome = "lost" if reason == "idle" else "unknown"
+        for agent in [a for a in self.agents.values() if a.session_id == session and a.agent_id != MAIN_AGENT]:
+            out += self.done(agent, outcome, ts, reason=reason)
+        main = self.main(session)
+        if main is not None:
+            self._drop(main)
+        for k in [k for k, v in self.open_calls.items() if v["session_id"] == session]:
+            del self.open_calls[k]
+        out.append(self.event("session_end", ts, session, MAIN_AGENT, reason=reason))
+        return out
+
+    def publish_updates(self, ts: int) -> list[Event]:
+        """One agent_update per agent whose view changed since viewers were last told."""
+        out: list[Event] = []
+        for key in sorted(self.touched):
+            agent = self.agents.get(key)
+            if agent is None:
+                continue
+            now = agent.view()
+            before = self.views.get(key)
+            if before == now:
+                continue
+            self.views[key] = now
+            diff = {n: v for n, v, old in zip(VIEW_FIELDS, now, before or (), strict=False) if v != old}
+            if before is None:
+                diff = agent.view_dict()
+            out.append(self.event("agent_update", ts, agent.session_id, agent.agent_id, **diff))
+        self.touched.clear()
+        return out
+
+    # ---- bounded memory
+    def trim(self) -> None:
+        # Drop the oldest tenth at once: deleting one key at a time from a dict's front makes each
+        # next(iter()) walk over the deleted slots, which showed as ~9% of a catch-up's CPU.
+        limit = self.limits.max_open
+        if len(self.open_calls) > limit:
+            for key in list(itertools.islice(self.open_calls, len(self.open_calls) - limit + limit // 10)):
+                del self.open_calls[key]
+        limit = self.limits.max_ended
+        if len(self.ended) > limit:
+            for key in list(itertools.islice(self.ended, len(self.ended) - limit + limit // 10)):
+                del self.ended[key]
+
+    # ---- saved with the checkpoint, so a restart joins as if it never stopped
+    def state(self) -> dict[str, str]:
+        """Checkpoint fields to write: the open calls always, the ended ids only when they changed."""
+        out = {"state": compact_json({"open_calls": self.open_calls})}
+        if self.ended_dirty:
+            out["ended"] = compact_json(list(self.ended))
+            self.ended_dirty = False
+        return out
+
+    def restore(self, state: dict[str, Any], ended: list[str], records: list[dict[str, Any]]) -> None:
+        self.open_calls = dict(state.get("open_calls") or {})
+        self.ended = dict.fromkeys(str(k) for k in ended)
+        self.ended_dirty = False
+        self.agents = {}
+        for rec in records:
+            if rec.get("source") == self.source:
+                agent = Agent.from_record(rec)
+                self.agents[alive_field(agent.session_id, agent.agent_id)] = agent
+        # The hash holds what viewers were told: that is where the diffing starts again.
+        self.views = {k: a.view() for k, a in self.agents.items()}
+        self.touched.clear()
+        self.changed.clear()
+        self.removed.clear()
+        self.counters.clear()
