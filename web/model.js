@@ -6,14 +6,8 @@ export const MAIN = "main";
 export const LEAVE_MS = 1100;
 // Ids of finished agents we remember, so a late tool_done cannot resurrect a node as a ghost.
 const GONE_MEMORY = 5000;
-export const BACKOFF_MIN_MS = 1000;
-export const BACKOFF_MAX_MS = 30000;
-// The page's session anchors keep orchestrators at least this far apart (in layout units).
-export const MIN_SESSION_GAP = 220;
 
 export const nodeId = (sessionId, agentId) => `${sessionId}/${agentId}`;
-// Longest tool name the waiting ring spells out (MCP tools can be long: mcp__server__tool).
-const WAIT_TOOL_MAX = 32;
 const STOP_LABEL_MAX = 40;
 
 const text = (v) => (v == null || v === "" ? null : String(v));
@@ -395,113 +389,7 @@ export class GraphModel {
   }
 }
 
-/** Reconnect delay: doubles from 1 s up to 30 s, with equal jitter so viewers do not reconnect in lockstep. */
-export function backoffDelay(attempt, random = Math.random) {
-  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt));
-  return Math.round(base / 2 + (base / 2) * random());
-}
-
-/** The WebSocket URL for a page at `loc` (a Location or URL), resuming from `resume` when given. */
-export function streamUrl(loc, resume) {
-  const params = new URLSearchParams();
-  const token = new URLSearchParams(loc.search).get("token");
-  if (token) params.set("token", token);
-  if (resume) {
-    params.set("since", String(resume.since));
-    params.set("epoch", String(resume.epoch));
-  }
-  const query = params.toString();
-  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/stream${query ? `?${query}` : ""}`;
-}
-
-/**
- * Centres for each session's orchestrator: one session sits in the middle; several share the
- * area in a grid whose cells are at least MIN_SESSION_GAP apart, so no two overlap.
- */
-export function sessionAnchors(sessionIds, width, height) {
-  const anchors = new Map();
-  const n = sessionIds.length;
-  if (n === 0) return anchors;
-  const cols = Math.max(1, Math.ceil(Math.sqrt((n * width) / Math.max(1, height))));
-  const rows = Math.ceil(n / cols);
-  const cellW = Math.max(MIN_SESSION_GAP, width / cols);
-  const cellH = Math.max(MIN_SESSION_GAP, height / rows);
-  // Centre the grid even when the minimum gap makes it larger than the view.
-  const left = (width - cellW * cols) / 2;
-  const top = (height - cellH * rows) / 2;
-  sessionIds.forEach((id, i) => {
-    const row = Math.floor(i / cols);
-    // The last row may be short: centre it too.
-    const inRow = row === rows - 1 ? n - row * cols : cols;
-    const offset = ((cols - inRow) * cellW) / 2;
-    anchors.set(id, { x: left + offset + cellW * ((i % cols) + 0.5), y: top + cellH * (row + 0.5) });
-  });
-  return anchors;
-}
-
-export function formatAge(ms) {
-  const s = Math.max(0, Math.floor(ms / 1000));
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
-}
-
 export function truncate(text, max) {
   const s = String(text ?? "");
   return s.length > max ? `${s.slice(0, max - 1)}…` : s;
-}
-
-/** How long the agent has waited on the person so far: finished waits plus the one running now. */
-export function waitedFor(node, now) {
-  const running = node.waiting && node.waitingSince != null ? Math.max(0, now - node.waitingSince) : 0;
-  return (node.waitedMs ?? 0) + running;
-}
-
-/** The text over a waiting node's ring; "" when it does not wait. */
-export function waitText(node) {
-  if (!node.waiting) return "";
-  if (node.waiting === "input") return "waiting for your input";
-  return node.waitingTool ? `waiting for you: ${truncate(node.waitingTool, WAIT_TOOL_MAX)}` : "waiting for you";
-}
-
-/** The name under a node: its agent type, or the orchestrator's project folder. */
-export function labelOf(node) {
-  if (node.agentId !== MAIN) return truncate(node.agentType, 28);
-  return node.project ? truncate(node.project.split("/").filter(Boolean).pop(), 28) : "main";
-}
-
-/** What the page draws for a node, as its attributes and texts say it; two pages showing the same equal here. */
-export function view(node) {
-  return {
-    id: node.id,
-    family: node.family,
-    state: node.state,
-    waiting: node.waiting ?? "",
-    waitText: waitText(node),
-    compacting: node.agentId === MAIN && node.compacting,
-    label: labelOf(node),
-  };
-}
-
-/** The tooltip lines for a node, as plain strings (the page renders them as text). */
-export function describe(node, now) {
-  const main = node.agentId === MAIN;
-  const lines = [main ? `orchestrator${node.project ? ` · ${node.project}` : ""}` : node.agentType];
-  if (node.description) lines.push(truncate(node.description, 140));
-  lines.push(`model: ${node.model ?? "unknown"}${main ? "" : ` (${node.family})`}`);
-  lines.push(`age: ${formatAge(now - node.spawnedAt)}`);
-  lines.push(`tool calls: ${node.toolCount}`);
-  if (node.costUsd != null) lines.push(`cost: $${node.costUsd.toFixed(node.costUsd < 1 ? 4 : 2)}`);
-  if (node.background) lines.push("background");
-  if (node.state !== "done" && node.waiting === "input") lines.push("waiting for your input");
-  else if (node.state !== "done" && node.waiting) lines.push(`waiting for you: ${node.waitingTool ? `${node.waitingTool} ` : ""}permission`);
-  if (node.waitedMs > 0 || node.waiting) lines.push(`waited for you: ${formatAge(waitedFor(node, now))}`);
-  if (main && node.compacting) lines.push("compacting");
-  if (node.provisional) lines.push("id not known yet");
-  if (node.link === "inferred") lines.push("parent inferred");
-  if (node.link === "none") lines.push("no spawn seen");
-  if (node.state === "done") lines.push(`finished: ${node.outcome}`);
-  lines.push(`id: ${node.agentId}`);
-  return lines;
 }

@@ -1,22 +1,9 @@
 import assert from "node:assert/strict";
 import { describe as group, test } from "node:test";
 
-import {
-  BACKOFF_MAX_MS,
-  GraphModel,
-  LEAVE_MS,
-  MIN_SESSION_GAP,
-  backoffDelay,
-  describe,
-  formatAge,
-  labelOf,
-  modelFamily,
-  sessionAnchors,
-  streamUrl,
-  view,
-  waitText,
-  waitedFor,
-} from "../model.js";
+import { BACKOFF_MAX_MS, backoffDelay, streamUrl } from "../connection.js";
+import { GraphModel, LEAVE_MS, modelFamily } from "../model.js";
+import { MIN_SESSION_GAP, describe, formatAge, labelOf, sessionAnchors, view, waitText, waitedFor } from "../present.js";
 
 const S = "sess-1";
 const EPOCH = "e1";

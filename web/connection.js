@@ -1,0 +1,73 @@
+// The WebSocket to /stream: reconnects with backoff, resumes where the model left off.
+// What a frame means is the model's business; this only moves text and reports the status.
+export const BACKOFF_MIN_MS = 1000;
+export const BACKOFF_MAX_MS = 30000;
+const DISCONNECTED_AFTER = 4; // failed attempts (8 to 15 s of backoff) before the badge says disconnected
+
+/**
+ * `resume()` gives the model's resume point, `onText(text)` gets every frame of the current socket,
+ * `onStatus(status)` hears connecting / connected / reconnecting / disconnected.
+ */
+export function createConnection({ resume, onText, onStatus }) {
+  let socket = null;
+  let attempt = 0;
+
+  function connect() {
+    let ws;
+    try {
+      ws = new WebSocket(streamUrl(location, resume()));
+    } catch {
+      retry();
+      return;
+    }
+    socket = ws;
+    ws.onopen = () => {
+      // A quiet resume may bring no frame for a while: being connected is what resets the backoff.
+      attempt = 0;
+      onStatus("connected");
+    };
+    ws.onmessage = (e) => {
+      if (ws === socket) onText(e.data);
+    };
+    // Covers network loss, a relay restart and the relay dropping a slow viewer (4008) alike.
+    ws.onclose = () => {
+      if (ws !== socket) return;
+      socket = null;
+      retry();
+    };
+  }
+
+  function retry() {
+    onStatus(attempt >= DISCONNECTED_AFTER ? "disconnected" : "reconnecting");
+    setTimeout(connect, backoffDelay(attempt++));
+  }
+
+  // The model lost the thread (a gap, a new epoch): drop this socket and come back with a resume point.
+  function resync() {
+    const ws = socket;
+    socket = null; // frames still in flight on the old socket must not be applied
+    ws?.close(1000, "resync");
+    retry();
+  }
+
+  return { start: connect, resync };
+}
+
+/** Reconnect delay: doubles from 1 s up to 30 s, with equal jitter so viewers do not reconnect in lockstep. */
+export function backoffDelay(attempt, random = Math.random) {
+  const base = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.max(0, attempt));
+  return Math.round(base / 2 + (base / 2) * random());
+}
+
+/** The WebSocket URL for a page at `loc` (a Location or URL), resuming from `resume` when given. */
+export function streamUrl(loc, resume) {
+  const params = new URLSearchParams();
+  const token = new URLSearchParams(loc.search).get("token");
+  if (token) params.set("token", token);
+  if (resume) {
+    params.set("since", String(resume.since));
+    params.set("epoch", String(resume.epoch));
+  }
+  const query = params.toString();
+  return `${loc.protocol === "https:" ? "wss:" : "ws:"}//${loc.host}/stream${query ? `?${query}` : ""}`;
+}
