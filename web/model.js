@@ -225,8 +225,18 @@ export class GraphModel {
         this._changed(true); // the parent may have changed, and with it the link
         break;
       case "agent_done":
-        this.stats.done++;
         node = this.nodes.get(id);
+        if (data.merged_into) {
+          // A stand-in that was the same agent as another node all along: it leaves without a flash.
+          if (node) {
+            this.nodes.delete(id);
+            this.gone.add(id);
+            this.stats.spawned = Math.max(0, this.stats.spawned - 1);
+            this._changed(true);
+          }
+          return;
+        }
+        this.stats.done++;
         if (node && node.state !== "done") {
           if (Number.isFinite(data.cost_usd)) node.costUsd = data.cost_usd;
           this._finish(node, data.outcome, now, effects);

@@ -849,3 +849,18 @@ group("a page opened late equals a page open from the start", () => {
     assert.deepEqual(shown(late), shown(live));
   });
 });
+
+group("a stand-in merged into another node", () => {
+  test("agent_done with merged_into removes the stand-in without a flash and without counting a finish", () => {
+    const { model, send } = started();
+    send(spawn("toolu_x", { provisional: true }));
+    send({ type: "agent_spawn", agent_id: "ghost", parent_id: "main", agent_type: "Explore", link: "none" });
+    const spawned = model.stats.spawned;
+    const { effects } = send({ type: "agent_done", agent_id: "toolu_x", outcome: "unknown", merged_into: "ghost" });
+    assert.deepEqual(effects, []);
+    assert.equal(model.nodes.has(`${S}/toolu_x`), false);
+    assert.equal(model.nodes.has(`${S}/ghost`), true);
+    assert.equal(model.stats.done, 0);
+    assert.equal(model.stats.spawned, spawned - 1);
+  });
+});
