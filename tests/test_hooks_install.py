@@ -109,6 +109,22 @@ def test_install_twice_keeps_foreign_entries_and_changes_nothing_the_second_time
     assert backups(settings) == [backup]
 
 
+def test_an_older_install_gets_the_new_events_on_the_next_install(tmp_path: Path) -> None:
+    """Installs made before PermissionRequest, StopFailure and PostCompact were registered get them added."""
+    settings = tmp_path / ".claude" / "settings.json"
+    assert cli("install", home=tmp_path).returncode == 0
+    data = json.loads(settings.read_text())
+    new_events = ("PermissionRequest", "StopFailure", "PostCompact")
+    assert all(our_handlers(data, event) for event in new_events)
+    for event in new_events:  # what an install of the previous release wrote
+        del data["hooks"][event]
+    write_settings(settings, data)
+    again = cli("install", home=tmp_path)
+    assert again.returncode == 0, again.stderr
+    data = json.loads(settings.read_text())
+    assert_installed(data, str(tmp_path / ".claude" / "agentwatch" / "agentwatch-hook.sh"))
+
+
 def test_installed_command_runs_the_copied_hook(tmp_path: Path) -> None:
     """The command written into settings.json, run by a shell as Claude Code does, appends the event."""
     events = tmp_path / "events dir" / "it's events.jsonl"
