@@ -39,7 +39,14 @@ def test_the_real_installs_are_here() -> None:
     assert len(FILES) == 6 and sum(len(payloads(p)) for p in FILES) == 1306
 
 
-@reliability
+@reliability(
+    "Real Claude Code installs",
+    "the stream is the truth",
+    injected="six real installs (1.0.67 to 2.1.145+) and the fixture, one commit per payload through the real "
+    "commit script on a real redis-server",
+    checked="after every commit, the published events applied to a viewer's copy equal HGETALL {p}:alive field "
+    "for field",
+)
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name.split("__")[0])
 async def test_stream_equals_the_alive_hash_after_every_commit(
     redis_server: RedisServer, prefix: str, source: Path
@@ -82,7 +89,13 @@ def _read(server: RedisServer, prefix: str) -> tuple[list[dict[str, Any]], dict[
     return [json.loads(fields["envelope"])["data"] for _, fields in entries], alive
 
 
-@reliability
+@reliability(
+    "Real Claude Code installs",
+    "every real payload, end to end",
+    injected="each real install's payloads through the real hook into a real ingest and redis-server",
+    checked="none rejected; every sub-agent tool event on its agent; one node per Agent/Task call; ended "
+    "sessions leave nothing alive; the log stream replayed equals the alive hash",
+)
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.name.split("__")[0])
 def test_real_install_through_hook_ingest_and_redis(
     redis_server: RedisServer, prefix: str, events_file: Path, source: Path

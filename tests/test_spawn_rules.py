@@ -16,6 +16,7 @@ from ingest.redact import Redactor
 from tests.mirror import Mirror, project
 
 NOW = 1_800_000_000_000
+reliability = pytest.mark.reliability
 MIN = 60_000
 
 
@@ -57,6 +58,12 @@ def spawn_input(kind: str = "general-purpose", description: str = "Fix the bug",
     return {"description": description, "prompt": "p", "subagent_type": kind, **more}
 
 
+@reliability(
+    "Real Claude Code installs",
+    "old Claude Code sub-agents",
+    injected="Task with tool_use_id, no SubagentStart, no agent_id, SubagentStop without agent_id, PostToolUse(Task)",
+    checked="the sub-agent drawn from its spawn, ended by its PostToolUse with the marker's outcome",
+)
 def test_old_claude_code_without_subagent_start_or_agent_ids_shows_the_sub_agent_from_its_spawn() -> None:
     # 2.0.4x: Task with tool_use_id, no SubagentStart, calls without agent_id, SubagentStop without agent_id.
     s = Session()
@@ -73,6 +80,12 @@ def test_old_claude_code_without_subagent_start_or_agent_ids_shows_the_sub_agent
     assert s.record("tu1") is None
 
 
+@reliability(
+    "Real Claude Code installs",
+    "SubagentStop with an unknown agent_id",
+    injected="2.0.50 shape: a Task spawn, SubagentStops with ids never seen, agent_type absent or empty",
+    checked="the spawn re-keyed and ended with tokens; helpers counted in stats, never drawn; a repeated stop ignored",
+)
 def test_2_0_50_subagent_stop_with_unknown_id_ends_the_spawn_and_helpers_are_only_counted() -> None:
     s = Session()
     s.feed(0, "PreToolUse", tool_name="Task", tool_use_id="tu1", tool_input=spawn_input())
@@ -91,6 +104,12 @@ def test_2_0_50_subagent_stop_with_unknown_id_ends_the_spawn_and_helpers_are_onl
     assert len(s.of("agent_done")) == 1
 
 
+@reliability(
+    "Real Claude Code installs",
+    "resolvedModel on a background agent",
+    injected="PostToolUse(Agent) async_launched with resolvedModel after the spawn",
+    checked="an agent_update carries the model: live pages recolour",
+)
 def test_resolved_model_recolours_a_live_background_agent() -> None:
     s = Session()
     s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="tu1", tool_input=spawn_input(run_in_background=True))
@@ -102,6 +121,12 @@ def test_resolved_model_recolours_a_live_background_agent() -> None:
     assert (rekey["previous_id"], recolour["agent_id"], recolour["model"]) == ("tu1", "bg", "claude-sonnet-4-5")
 
 
+@reliability(
+    "Real Claude Code installs",
+    "a parent waiting on a busy child",
+    injected="a child busy for 2 hours (calls, one open 40 min) under a silent parent, idle timeout 30 min",
+    checked="nothing ends while busy; then the idle subtree ends once as lost",
+)
 def test_a_parent_with_a_busy_child_outlives_the_idle_timeout_then_the_idle_subtree_ends_once() -> None:
     s = Session(idle_timeout_ms=30 * MIN)
     s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="tu1", tool_input=spawn_input(run_in_background=True))
@@ -146,6 +171,12 @@ def test_a_parent_with_a_busy_child_outlives_the_idle_timeout_then_the_idle_subt
     assert s.expire(200 * MIN) == [] and s.mirror.records == {}
 
 
+@reliability(
+    "Real Claude Code installs",
+    "a long foreground agent",
+    injected="a foreground sub-agent silent for 90 min, then its SubagentStop and PostToolUse",
+    checked="not ended as lost; its cost priced at Opus 4.1 rates",
+)
 def test_a_long_foreground_agent_keeps_its_spawn_and_its_cost() -> None:
     s = Session(idle_timeout_ms=30 * MIN)
     s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="tu1", tool_input=spawn_input(model="opus"))
@@ -160,6 +191,12 @@ def test_a_long_foreground_agent_keeps_its_spawn_and_its_cost() -> None:
     assert done["cost_usd"] == pytest.approx(15.0)  # Opus 4.1 input is $15/M, not the 4.5 family's $5
 
 
+@reliability(
+    "Real Claude Code installs",
+    "wrong joins",
+    injected="a stray Explore agent beside a reviewer spawn; two same-type spawns joined in the wrong order",
+    checked="no join across types; the exact link corrects the inferred one, no node lost or doubled",
+)
 def test_joins_need_the_same_agent_type_and_the_exact_link_wins() -> None:
     s = Session()
     s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="rev", tool_input=spawn_input("reviewer", "Review"))
@@ -183,6 +220,12 @@ def test_joins_need_the_same_agent_type_and_the_exact_link_wins() -> None:
     assert len(t.mirror.records) == 3  # main, b, and A still waiting for its agent: no node lost or doubled
 
 
+@reliability(
+    "Real Claude Code installs",
+    "waiting for you",
+    injected="PermissionRequest from a sub-agent (answered, denied) and from the main thread; idle_prompt",
+    checked="the right agent marked waiting with its tool, cleared by the Post or next call, waited_ms summed",
+)
 def test_permission_request_marks_the_agent_that_asked_and_times_the_wait() -> None:
     s = Session()
     s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="tu1", tool_input=spawn_input())
