@@ -249,7 +249,7 @@ def test_fixture_session_plays_through(stack: Stack, viewers: Callable[..., View
     expect(page.locator('g.node[data-state="waiting"]')).to_have_count(1)
     expect(viewer.node(REVIEWER)).to_have_attribute("data-state", "waiting")
     expect(viewer.node(REVIEWER).locator(".ring")).to_be_visible()
-    expect(viewer.node(REVIEWER).locator(".wait-text")).to_have_text("waiting for you")
+    expect(viewer.node(REVIEWER).locator(".wait-text")).to_have_text("waiting for you: WebFetch")
     viewer.counters(alive=3, spawned=3, tools=12, done=1)
     stats = viewer.stats()
     assert stats["flashes"] == 1 and stats["fails"] == 1, stats
@@ -260,6 +260,62 @@ def test_fixture_session_plays_through(stack: Stack, viewers: Callable[..., View
     expect(page.locator("#last-event-age")).to_have_text(re.compile(r"^\d+ s ago$"))
     assert viewer.stats()["duplicates"] == 0
     viewer.assert_clean()
+
+
+# What a reader sees of every node: id, colour, state, label and waiting mark (no animation counters).
+PICTURE_JS = """() => [...document.querySelectorAll('g.node')].map(g => [g.dataset.id, g.dataset.modelFamily,
+  g.dataset.state, g.dataset.waiting || '', g.querySelector('.label').textContent]).sort()"""
+
+
+@reliability(
+    "Real Claude Code installs",
+    "a page open from the start equals a page opened at the end",
+    injected="sub-agents re-keyed from their spawn ids, a model resolved after the spawn, a permission prompt, "
+    "an old-version Task spawn without ids; one page open throughout, one opened at the end",
+    checked="same nodes, colours, labels and waiting marks on both pages; the live page recoloured in place",
+)
+def test_a_page_from_the_start_equals_a_page_opened_at_the_end(
+    stack: Stack, viewers: Callable[..., Viewer], redis_server: RedisServer
+) -> None:
+    early = viewers(stack.base_url)
+    page = early.open()
+    play_fixture(stack.events_file, AFTER_PERMISSION)
+    session = "9e1d7c55-0b3a-4f6e-8d21-5a7c3e9f1b04"
+
+    def hook(**payload: Any) -> None:
+        result = run_hook(json.dumps({"session_id": session, "cwd": "/home/dev/shop", **payload}), stack.events_file)
+        assert result.returncode == 0, result
+
+    # Current Claude Code: a background agent with no model input; its model arrives with PostToolUse.
+    spawn = {"description": "Audit deps", "prompt": "p", "subagent_type": "auditor", "run_in_background": True}
+    hook(hook_event_name="PreToolUse", tool_name="Agent", tool_use_id="toolu_bg1", tool_input=spawn)
+    stand_in = early.node("toolu_bg1", session)
+    expect(stand_in).to_have_attribute("data-model-family", "other")
+    launched = {"status": "async_launched", "agentId": "bg1real", "resolvedModel": "claude-sonnet-4-5"}
+    hook(hook_event_name="PostToolUse", tool_name="Agent", tool_use_id="toolu_bg1", tool_response=launched)
+    real = early.node("bg1real", session)
+    expect(real).to_have_attribute("data-model-family", "sonnet")
+    expect(real.locator(".body")).to_have_css("fill", FILLS["sonnet"])
+    expect(stand_in).to_have_count(0)
+    # Old Claude Code: Task without tool_use_id, seen only from its spawn call.
+    old = {"description": "Search", "prompt": "p", "subagent_type": "Explore"}
+    hook(hook_event_name="PreToolUse", tool_name="Task", tool_input=old)
+    expect(page.locator(f'g.node[data-id^="{session}/task-"]')).to_have_count(1)
+    wait_ingested(redis_server, stack, AFTER_PERMISSION + 3)
+
+    late = viewers(stack.base_url)
+    late.open()
+    expect(late.page.locator('g.node[data-id^="9e1d"]')).to_have_count(3)
+    expect(page.locator('g.node[data-state="done"]')).to_have_count(0)  # Explore's flash and fade are over
+    early_picture = page.evaluate(PICTURE_JS)
+    assert late.page.evaluate(PICTURE_JS) == early_picture
+    assert [n for n in early_picture if n[3]] == [
+        [f"{SESSION}/{REVIEWER}", "opus", "waiting", "permission", "security-reviewer"]
+    ]
+    ids = [node[0] for node in early_picture]
+    assert len(ids) == len(set(ids)) == 6  # main, general, reviewer; main, bg1real, the old Task
+    early.assert_clean()
+    late.assert_clean()
 
 
 @reliability(
