@@ -1,6 +1,6 @@
 """One agent as ingest keeps it, and the small readers every rule uses on raw payloads.
 
-An Agent is both the record in `{p}:alive` and what live viewers are told: the fields in VIEW_FIELDS are
+An Agent is both the record in the alive hash and what live viewers are told: the fields in VIEW_FIELDS are
 published whenever they change (agent_spawn carries all of them, agent_update the changed ones), so a
 viewer applying the stream holds exactly what the hash holds.
 """
@@ -100,7 +100,7 @@ RECORD_FIELDS = tuple(f.name for f in fields(Agent))
 class Limits:
     idle_timeout_ms: int = 30 * 60 * 1000  # no activity in an agent's whole subtree for this long: ended as "lost"
     stop_grace_ms: int = 5_000  # a foreground agent's PostToolUse(Agent) may follow its SubagentStop this late
-    open_call_ms: int = 4 * 60 * 60 * 1000  # a call open this long was abandoned (Claude Code died mid-call)
+    open_call_ms: int = 4 * 30 * 60 * 1000  # a call open this long (4 idle timeouts) was abandoned mid-call
     max_open: int = 2_000  # open tool calls kept (saved with every commit); oldest dropped
     max_ended: int = 500  # ended agent ids remembered, so a late SubagentStop cannot end another agent
 

@@ -3,7 +3,7 @@
 Every change to an alive agent goes through here, so that every change is also published: `agent_spawn`
 and `session_start` carry all the view fields, `agent_update` the changed ones (and `previous_id` when a
 stand-in id becomes Claude Code's real one), `agent_done` removes the record. The tests apply the stream to
-a snapshot after every commit and compare it with `HGETALL {p}:alive`, field by field.
+a snapshot after every commit and compare it with the alive hash, field by field.
 """
 
 from __future__ import annotations

@@ -66,7 +66,10 @@ class Ingest:
         self.normalizer = Normalizer(
             source=settings.source_name,
             pricing=Pricing.load(settings.pricing_file),
-            limits=Limits(idle_timeout_ms=int(settings.idle_timeout_s * 1000)),
+            # A call open for four idle timeouts was abandoned (Claude Code died mid-call, or a lost Post).
+            limits=Limits(
+                idle_timeout_ms=int(settings.idle_timeout_s * 1000), open_call_ms=int(settings.idle_timeout_s * 4000)
+            ),
             redact=Redactor.from_file(settings.redact_patterns_file),
             details=settings.publish_details,
         )

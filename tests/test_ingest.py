@@ -52,11 +52,12 @@ def test_fixture_through_the_hook_into_redis(redis_server: RedisServer, prefix: 
     ingest = start_ingest(redis_server.url, events_file, prefix, "--from", "start")
     try:
         play_fixture(events_file)
-        wait_for(lambda: seq(redis_server, prefix) == 40, what="40 events committed")
+        # 40 events, plus 3 re-keys to real ids, 3 resolved models, a permission wait set and cleared.
+        wait_for(lambda: seq(redis_server, prefix) == 48, what="48 events committed")
         keys = Keys(prefix)
         assert redis_server.cli("HLEN", keys.alive).strip() == "0"  # SessionEnd ended everyone
         stats = dict(zip(*[iter(redis_server.cli("HGETALL", keys.stats).split())] * 2, strict=True))
-        assert stats["lines"] == "44" and stats["events"] == "40" and stats["rejected"] == "0"
+        assert stats["lines"] == "44" and stats["events"] == "48" and stats["rejected"] == "0"
         ckpt = redis_server.cli("HGET", keys.checkpoint(f"events.jsonl-{_digest(events_file)}"), "off").strip()
         assert int(ckpt) == events_file.stat().st_size
     finally:

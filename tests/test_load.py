@@ -57,7 +57,7 @@ async def viewer(url: str, last_id: str, ready: asyncio.Event, count: list[int])
                 message = json.loads(await ws.recv())
                 if message["type"] != "event":
                     continue
-                got.append((message["seq"], message["data"].get("tool_use_id", "")))
+                got.append((message["seq"], message["data"].get("tool_use_id") or ""))
                 if message["data"].get("tool_use_id") == last_id:
                     return got
 

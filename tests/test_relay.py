@@ -19,6 +19,7 @@ import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from contract import MAIN_AGENT, Keys
+from tests.mirror import Mirror
 from tests.stack import PYTHON, ROOT, RedisServer, Stack, play_fixture, running_stack, start_relay, wait_for
 
 SESSION = "7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17"
@@ -80,7 +81,9 @@ async def test_fixture_session_end_to_end(stack: Stack) -> None:
     seqs = [m["seq"] for m in messages]
     assert seqs == list(range(snapshot["seq"] + 1, snapshot["seq"] + 1 + len(messages)))
     data = [m["data"] for m in messages]
-    spawns = {d["agent_id"]: d for d in data if d["type"] == "agent_spawn"}
+    mirror = Mirror().apply_all(data)
+    assert mirror.problems == [] and mirror.records == {}
+    spawns = {mirror.final_id(d["session_id"], d["agent_id"]): d for d in data if d["type"] == "agent_spawn"}
     assert {a: (d["agent_type"], d["parent_id"]) for a, d in spawns.items()} == {
         EXPLORE: ("Explore", MAIN_AGENT),
         TESTER: ("general-purpose", MAIN_AGENT),
