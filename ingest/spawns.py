@@ -84,6 +84,8 @@ def spawn_returned(g: Graph, ctx: Ctx, tool_use_id: str | None, failed: bool) ->
                 out.append(g.rekey(spawned, real_id, ctx.ts))
         elif spawned is None and holder is not None:
             agent = holder
+            if holder.link == "none":  # a ghost: this call is its spawn, and its caller its parent
+                holder.parent_id, holder.tool_use_id = ctx.agent_id, tool_use_id or holder.tool_use_id
         elif spawned is None and not g.has_ended(ctx.session, real_id):
             # First sign of this agent (no PreToolUse(Agent) hook, or it was lost): draw it now.
             tool_input = ctx.payload.get("tool_input")
@@ -104,8 +106,7 @@ def spawn_returned(g: Graph, ctx: Ctx, tool_use_id: str | None, failed: bool) ->
     if agent is None:
         return out
     agent.spawn_open = False
-    if agent.link != "none" or spawned is agent:
-        agent.link = "confirmed"
+    agent.link = "confirmed"  # tool_use_id -> agentId: the exact link
     resolved = name(response.get("resolvedModel"))
     if resolved:
         agent.model = resolved

@@ -287,3 +287,23 @@ def test_every_published_string_is_capped() -> None:
         for value in event.values():
             assert not isinstance(value, str) or len(value) <= 200, (event["type"], len(value))
     assert json.dumps(s.events).count("x" * 201) == 0
+
+
+def test_a_ghost_is_linked_to_its_spawn_by_the_agent_tool_s_result() -> None:
+    # The PreToolUse(Agent) was lost (hook not registered at the time): the agent first shows as a ghost.
+    s = Session()
+    s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="outer", tool_input=spawn_input("planner"))
+    s.feed(1, "SubagentStart", agent_id="o", agent_type="planner")
+    s.feed(2, "PreToolUse", tool_name="Read", tool_use_id="r", agent_id="g", agent_type="Explore")
+    assert s.record("g")["link"] == "none"  # type: ignore[index]
+    response = {"status": "async_launched", "agentId": "g"}
+    s.feed(
+        3,
+        "PostToolUse",
+        tool_name="Agent",
+        tool_use_id="lost",
+        agent_id="o",
+        agent_type="planner",
+        tool_response=response,
+    )
+    assert s.record("g") == {**s.record("g"), "parent_id": "o", "link": "confirmed", "tool_use_id": "lost"}  # type: ignore[dict-item]
