@@ -128,7 +128,29 @@ class Event(TypedDict):
     cost_usd: NotRequired[float | None]
 
 
+# The fields of an alive record that viewers hold: every change to one of them is published (agent_spawn and
+# session_start carry all of them, agent_update the changed ones), so the stream and the alive hash agree.
+VIEW_FIELDS = (
+    "parent_id",
+    "agent_type",
+    "model",
+    "description",
+    "tool_use_id",
+    "background",
+    "link",
+    "provisional",
+    "project",
+    "waiting",
+    "waiting_tool",
+    "waiting_since",
+    "waited_ms",
+    "compacting",
+)
+
+
 class AliveRecord(TypedDict):
+    """A value of the alive hash: the ids, the VIEW_FIELDS, and ingest's own bookkeeping."""
+
     session_id: str
     agent_id: str
     parent_id: str | None
@@ -136,9 +158,19 @@ class AliveRecord(TypedDict):
     model: str | None
     description: str | None
     tool_use_id: str | None
+    background: bool
+    link: Literal["confirmed", "inferred", "none"]
+    provisional: bool  # agent_id is a stand-in (the spawn call's tool_use_id) until Claude Code's id is known
+    project: str | None
+    waiting: Literal["permission", "input"] | None
+    waiting_tool: str | None
+    waiting_since: int | None
+    waited_ms: int
+    compacting: bool
     spawned_at: int
     last_seen: int
     tool_count: int
+    source: str
 
 
 class EventMessage(TypedDict):

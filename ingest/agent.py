@@ -1,7 +1,7 @@
 """One agent as ingest keeps it, and the small readers every rule uses on raw payloads.
 
-An Agent is both the record in the alive hash and what live viewers are told: the fields in VIEW_FIELDS are
-published whenever they change (agent_spawn carries all of them, agent_update the changed ones), so a
+An Agent is both the record in the alive hash and what live viewers are told: the fields in contract.VIEW_FIELDS
+are published whenever they change (agent_spawn carries all of them, agent_update the changed ones), so a
 viewer applying the stream holds exactly what the hash holds.
 """
 
@@ -13,23 +13,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-# What viewers see of an agent; a change to any of these is published in the commit that makes it.
-VIEW_FIELDS = (
-    "parent_id",
-    "agent_type",
-    "model",
-    "description",
-    "tool_use_id",
-    "background",
-    "link",
-    "provisional",
-    "project",
-    "waiting",
-    "waiting_tool",
-    "waiting_since",
-    "waited_ms",
-    "compacting",
-)
+from contract import VIEW_FIELDS
+
 ID_CAP = 200  # session and agent ids longer than this are refused as bad input
 NAME_CAP = 100  # tool names, agent types, models, skills, reasons: identifiers, not text
 TEXT_CAP = 200  # descriptions and messages are labels, not documents

@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from contract import MAIN_AGENT, alive_field, compact_json
+from contract import MAIN_AGENT, VIEW_FIELDS, alive_field, compact_json
 
-from .agent import TEXT_CAP, VIEW_FIELDS, Agent, Limits
+from .agent import TEXT_CAP, Agent, Limits
 from .pricing import Pricing
 
 Event = dict[str, Any]

@@ -58,35 +58,24 @@ def tool_finished(g: Graph, ctx: Ctx, caller: Agent, tool: str, failed: bool) ->
     duration = integer(ctx.payload.get("duration_ms"))
     if duration is None and opened is not None:
         duration = max(0, ctx.ts - int(opened["ts"]))
-    out: list[Event] = []
+    extra: dict[str, Any] = {}
     if failed:
         error = ctx.payload.get("error")
         first = error.strip().splitlines()[0] if isinstance(error, str) and error.strip() else None
-        out.append(
-            g.event(
-                "tool_fail",
-                ctx.ts,
-                ctx.session,
-                caller.agent_id,
-                tool=tool,
-                tool_use_id=tool_use_id,
-                duration_ms=duration,
-                error=g.text(first),
-                is_interrupt=ctx.payload.get("is_interrupt") is True,
-            )
+        extra = {"error": g.text(first), "is_interrupt": ctx.payload.get("is_interrupt") is True}
+    kind = "tool_fail" if failed else "tool_done"
+    out = [
+        g.event(
+            kind,
+            ctx.ts,
+            ctx.session,
+            caller.agent_id,
+            tool=tool,
+            tool_use_id=tool_use_id,
+            duration_ms=duration,
+            **extra,
         )
-    else:
-        out.append(
-            g.event(
-                "tool_done",
-                ctx.ts,
-                ctx.session,
-                caller.agent_id,
-                tool=tool,
-                tool_use_id=tool_use_id,
-                duration_ms=duration,
-            )
-        )
+    ]
     if tool in SPAWN_TOOLS:
         out += spawn_returned(g, ctx, tool_use_id, failed)
     return out

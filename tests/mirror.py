@@ -10,23 +10,9 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-# The alive-record fields every change of which is published (README, "Events").
-VIEW = (
-    "parent_id",
-    "agent_type",
-    "model",
-    "description",
-    "tool_use_id",
-    "background",
-    "link",
-    "provisional",
-    "project",
-    "waiting",
-    "waiting_tool",
-    "waiting_since",
-    "waited_ms",
-    "compacting",
-)
+from contract import VIEW_FIELDS
+
+VIEW = VIEW_FIELDS  # the alive-record fields every change of which is published (README, "Events")
 
 
 def project(record: Mapping[str, Any]) -> dict[str, Any]:

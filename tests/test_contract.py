@@ -10,7 +10,8 @@ import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from contract import LOG_FIELD, AliveRecord, Keys, envelope_prefix, safe_url
+from contract import LOG_FIELD, VIEW_FIELDS, AliveRecord, Keys, envelope_prefix, safe_url
+from ingest.agent import Agent
 from ingest.commit import Committer
 from relay.hub import Hub
 
@@ -65,18 +66,9 @@ async def test_what_ingest_writes_is_what_the_relay_reads(backend: str, redis_se
     keys = Keys(prefix)
     try:
         committer = Committer(writer, keys, "src", stream_cap=100)
-        record: AliveRecord = {
-            "session_id": "s",
-            "agent_id": "main",
-            "parent_id": None,
-            "agent_type": "main",
-            "model": None,
-            "description": None,
-            "tool_use_id": None,
-            "spawned_at": 1,
-            "last_seen": 1,
-            "tool_count": 0,
-        }
+        record = Agent("s", "main", None, "main", None, None, None, 1, 1).record("src")
+        # What ingest writes carries every field the contract names (plus its own bookkeeping).
+        assert set(AliveRecord.__annotations__) <= set(record) and set(VIEW_FIELDS) <= set(AliveRecord.__annotations__)
         event = {"type": "session_start", "ts": 1, "session_id": "s", "agent_id": "main"}
         done = await committer.commit(
             "", "e1", {"pos": "1:2:3"}, [json.dumps(event)], {"s/main": json.dumps(record)}, [], {"lines": 1}
