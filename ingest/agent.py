@@ -11,6 +11,7 @@ import hashlib
 import json
 from dataclasses import dataclass, fields
 from datetime import datetime
+from operator import attrgetter
 from typing import Any
 
 from contract import VIEW_FIELDS
@@ -48,7 +49,7 @@ class Agent:
     stop_outcome: str = "unknown"
 
     def view(self) -> tuple[Any, ...]:
-        return tuple(getattr(self, name) for name in VIEW_FIELDS)
+        return _view(self)
 
     def view_dict(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in VIEW_FIELDS}
@@ -79,6 +80,7 @@ class Agent:
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(Agent))
+_view = attrgetter(*VIEW_FIELDS)  # one C call per agent per payload: diffing views is on the hot path
 
 
 @dataclass

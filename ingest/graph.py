@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from contract import MAIN_AGENT, VIEW_FIELDS, alive_field, compact_json
 
@@ -32,6 +32,16 @@ class Ctx:
     ts: int
 
 
+class OpenCall(NamedTuple):
+    """A call between its Pre and its Post. Saved with every commit as a short JSON list."""
+
+    session_id: str
+    agent_id: str
+    tool: str
+    ts: int
+    key: str | None  # what it is about (call_key): pairs a PermissionRequest with it
+
+
 @dataclass
 class Graph:
     source: str
@@ -40,8 +50,7 @@ class Graph:
     redact: Callable[[str], str]
     details: bool
     agents: dict[str, Agent] = field(default_factory=dict)  # alive_field -> Agent
-    # tool_use_id -> {session_id, agent_id, tool, ts, key}: calls between their Pre and Post
-    open_calls: dict[str, dict[str, Any]] = field(default_factory=dict)
+    open_calls: dict[str, OpenCall] = field(default_factory=dict)  # by tool_use_id
     ended: dict[str, None] = field(default_factory=dict)  # alive fields of agents that ended, oldest first
     ended_dirty: bool = False
     views: dict[str, tuple[Any, ...]] = field(default_factory=dict)  # what viewers were last told, per agent
@@ -96,13 +105,16 @@ class Graph:
         return self.redact(value[: cap * 4])[:cap]
 
     # ---- changing agents
-    def mark(self, agent: Agent, ts: int | None = None) -> None:
-        """Note a change to `agent` (and its activity at ts): written and, if viewers see it, published."""
-        key = alive_field(agent.session_id, agent.agent_id)
+    def touch(self, agent: Agent, ts: int | None = None) -> None:
+        """Note activity or a change viewers do not see (last_seen, tool_count): written, not published."""
         if ts is not None and ts > agent.last_seen:
             agent.last_seen = ts
-        self.changed.add(key)
-        self.touched.add(key)
+        self.changed.add(alive_field(agent.session_id, agent.agent_id))
+
+    def mark(self, agent: Agent, ts: int | None = None) -> None:
+        """Note a change that may touch the view fields: written, and the changed fields published."""
+        self.touch(agent, ts)
+        self.touched.add(alive_field(agent.session_id, agent.agent_id))
 
     def add(self, agent: Agent, kind: str = "agent_spawn") -> Event:
         key = alive_field(agent.session_id, agent.agent_id)
@@ -142,8 +154,8 @@ class Graph:
         self._drop(agent)
         self.ended[alive_field(agent.session_id, agent.agent_id)] = None
         self.ended_dirty = True
-        for call in [k for k, v in self.open_calls.items() if v["agent_id"] == agent.agent_id]:
-            if self.open_calls[call]["session_id"] == agent.session_id:
+        for call in [k for k, v in self.open_calls.items() if v.agent_id == agent.agent_id]:
+            if self.open_calls[call].session_id == agent.session_id:
                 del self.open_calls[call]
         duration = fields.pop("duration_ms", None)
         if duration is None:
@@ -171,7 +183,7 @@ class Graph:
         main = self.main(session)
         if main is not None:
             self._drop(main)
-        for k in [k for k, v in self.open_calls.items() if v["session_id"] == session]:
+        for k in [k for k, v in self.open_calls.items() if v.session_id == session]:
             del self.open_calls[k]
         out.append(self.event("session_end", ts, session, MAIN_AGENT, reason=reason))
         return out
@@ -218,8 +230,14 @@ class Graph:
         return out
 
     def restore(self, state: dict[str, Any], ended: list[str], records: list[dict[str, Any]]) -> None:
-        self.open_calls = dict(state.get("open_calls") or {})
-        self.ended = dict.fromkeys(str(k) for k in ended)
+        # A checkpoint from another version may hold other shapes: those calls are forgotten, nothing fails.
+        saved = state.get("open_calls")
+        self.open_calls = {
+            str(k): OpenCall(*v)
+            for k, v in (saved.items() if isinstance(saved, dict) else ())
+            if isinstance(v, list) and len(v) == len(OpenCall._fields)
+        }
+        self.ended = dict.fromkeys(str(k) for k in ended) if isinstance(ended, list) else {}
         self.ended_dirty = False
         self.agents = {}
         for rec in records:

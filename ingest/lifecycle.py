@@ -22,7 +22,7 @@ def ensure_session(g: Graph, ctx: Ctx) -> list[Event]:
     """Every session has its orchestrator node, from its first event of any kind."""
     main = g.main(ctx.session)
     if main is not None:
-        g.mark(main, ctx.ts)
+        g.touch(main, ctx.ts)
         return []
     model = name(ctx.payload.get("model")) if ctx.hook == "SessionStart" else None
     main = Agent(ctx.session, MAIN_AGENT, None, "main", model, None, None, ctx.ts, ctx.ts)
@@ -43,7 +43,9 @@ def prompt(g: Graph, ctx: Ctx) -> list[Event]:
     main = g.main(ctx.session)
     if main is not None:
         clear_waiting(g, main, ctx.ts)
-        main.compacting = False
+        if main.compacting:
+            main.compacting = False
+            g.mark(main)
         close_turn(g, ctx.session, MAIN_AGENT)
     value = ctx.payload.get("prompt")
     size = len(value) if isinstance(value, str) else None
@@ -90,7 +92,7 @@ def expire(g: Graph, now_ms: int) -> list[Event]:
     for agent in [a for a in g.agents.values() if a.stopping_since is not None and a.stopping_since <= grace_before]:
         out += g.done(agent, agent.stop_outcome, now_ms)
     abandoned_before = now_ms - g.limits.open_call_ms
-    for call_id in [k for k, v in g.open_calls.items() if v["ts"] < abandoned_before]:
+    for call_id in [k for k, v in g.open_calls.items() if v.ts < abandoned_before]:
         del g.open_calls[call_id]
     idle_before = now_ms - g.limits.idle_timeout_ms
     active = _active_subtrees(g, idle_before)
@@ -119,7 +121,7 @@ def _children(g: Graph) -> dict[str, list[Agent]]:
 
 
 def _active_subtrees(g: Graph, idle_before: int) -> set[str]:
-    busy = {alive_field(v["session_id"], v["agent_id"]) for v in g.open_calls.values()}
+    busy = {alive_field(v.session_id, v.agent_id) for v in g.open_calls.values()}
     children = _children(g)
     active: set[str] = set()
     done: set[str] = set()

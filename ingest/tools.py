@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from .agent import DETAIL_FIELDS, Agent, call_key, integer, name
-from .graph import Ctx, Event, Graph
+from .graph import Ctx, Event, Graph, OpenCall
 from .spawns import SPAWN_TOOLS, spawn_call, spawn_returned
 from .waiting import after_call, before_call
 
@@ -25,16 +25,11 @@ def tool_use(g: Graph, ctx: Ctx, caller: Agent, tool: str) -> list[Event]:
     before_call(g, caller, ctx.ts)
     if caller.compacting:
         caller.compacting = False
+        g.mark(caller)
     caller.tool_count += 1
-    g.mark(caller, ctx.ts)
+    g.touch(caller, ctx.ts)
     if tool_use_id:
-        g.open_calls[tool_use_id] = {
-            "session_id": ctx.session,
-            "agent_id": caller.agent_id,
-            "tool": tool,
-            "ts": ctx.ts,
-            "key": call_key(tool_input),
-        }
+        g.open_calls[tool_use_id] = OpenCall(ctx.session, caller.agent_id, tool, ctx.ts, call_key(tool_input))
     out: list[Event] = []
     if tool == "Skill":
         skill = name(tool_input.get("skill")) or name(tool_input.get("command"))
@@ -57,7 +52,7 @@ def tool_finished(g: Graph, ctx: Ctx, caller: Agent, tool: str, failed: bool) ->
     after_call(g, caller, tool_use_id, tool, ctx.ts)
     duration = integer(ctx.payload.get("duration_ms"))
     if duration is None and opened is not None:
-        duration = max(0, ctx.ts - int(opened["ts"]))
+        duration = max(0, ctx.ts - int(opened.ts))
     extra: dict[str, Any] = {}
     if failed:
         error = ctx.payload.get("error")
@@ -87,7 +82,7 @@ def close_turn(g: Graph, session: str, agent_id: str) -> None:
     for call_id in [
         k
         for k, v in g.open_calls.items()
-        if v["session_id"] == session and v["agent_id"] == agent_id and v["tool"] not in SPAWN_TOOLS
+        if v.session_id == session and v.agent_id == agent_id and v.tool not in SPAWN_TOOLS
     ]:
         del g.open_calls[call_id]
 

@@ -59,9 +59,9 @@ def permission_request(g: Graph, ctx: Ctx, asker: Agent | None) -> list[Event]:
     tool = name(ctx.payload.get("tool_name"))
     key = call_key(ctx.payload.get("tool_input"))
     calls = [
-        (v["ts"], v.get("key") == key, call_id, str(v["agent_id"]))
+        (v.ts, v.key == key, call_id, str(v.agent_id))
         for call_id, v in g.open_calls.items()
-        if v["session_id"] == ctx.session and v["tool"] == tool and (asker is None or v["agent_id"] == asker.agent_id)
+        if v.session_id == ctx.session and v.tool == tool and (asker is None or v.agent_id == asker.agent_id)
     ]
     # Same input first, then the newest call.
     best = max(calls, key=lambda c: (c[1], c[0])) if calls else None
@@ -111,9 +111,7 @@ def _caller_of(g: Graph, session: str, tool: str | None) -> Agent | None:
     if tool is None:
         return None
     agents = {
-        str(v["agent_id"])
-        for v in g.open_calls.values()
-        if v["session_id"] == session and str(v["tool"]).lower().endswith(tool)
+        str(v.agent_id) for v in g.open_calls.values() if v.session_id == session and str(v.tool).lower().endswith(tool)
     }
     return g.get(session, agents.pop()) if len(agents) == 1 else None
 
@@ -123,10 +121,6 @@ def _tool_name(g: Graph, agent: Agent, prompted: str | None) -> str | None:
     if prompted is None:
         return None
     for v in g.open_calls.values():
-        if (
-            v["session_id"] == agent.session_id
-            and v["agent_id"] == agent.agent_id
-            and str(v["tool"]).lower().endswith(prompted)
-        ):
-            return str(v["tool"])
+        if v.session_id == agent.session_id and v.agent_id == agent.agent_id and str(v.tool).lower().endswith(prompted):
+            return str(v.tool)
     return prompted
