@@ -113,7 +113,8 @@ class Normalizer:
         g = self.graph
         agent = g.get(ctx.session, ctx.agent_id)
         if agent is not None:
-            g.touch(agent, ctx.ts)
+            if agent.agent_id != MAIN_AGENT:  # ensure_session has touched the orchestrator already
+                g.touch(agent, ctx.ts)
             if agent.stopping_since is not None:
                 agent.stopping_since = None  # resumed (SendMessage), or the stop was premature
             return agent, []
