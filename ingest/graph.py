@@ -75,10 +75,11 @@ class Graph:
             return None
         return next((a for a in self.agents.values() if a.tool_use_id == tool_use_id and a.session_id == session), None)
 
-    def unlinked(self, session: str, agent_type: str | None) -> Agent | None:
+    def unlinked(self, session: str, agent_type: str | None, only_one: bool = False) -> Agent | None:
         """The oldest running spawn of the session whose real id is not known yet, of this type when known.
 
-        An empty agent_type is Claude Code's internal helper: it never takes a spawn."""
+        An empty agent_type is Claude Code's internal helper: it never takes a spawn. With only_one, an
+        unknown type joins only when a single spawn is waiting (nothing to tell several apart)."""
         if agent_type == "":
             return None
         candidates = [
@@ -89,7 +90,9 @@ class Graph:
             and a.stopping_since is None
             and (agent_type is None or a.agent_type == agent_type)
         ]
-        return min(candidates, key=lambda a: a.spawned_at) if candidates else None
+        if not candidates or (only_one and agent_type is None and len(candidates) > 1):
+            return None
+        return min(candidates, key=lambda a: a.spawned_at)
 
     def count(self, name: str) -> None:
         self.counters[name] = self.counters.get(name, 0) + 1

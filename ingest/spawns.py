@@ -47,7 +47,7 @@ def spawn_call(g: Graph, ctx: Ctx, caller: Agent, tool_use_id: str | None, tool_
 
 def first_sight(g: Graph, ctx: Ctx, agent_id: str, agent_type: str | None) -> tuple[Agent, list[Event]]:
     """An agent id never seen alive: it takes the oldest unlinked spawn of its type, else it is a ghost."""
-    spawn = None if g.has_ended(ctx.session, agent_id) else g.unlinked(ctx.session, agent_type)
+    spawn = None if g.has_ended(ctx.session, agent_id) else g.unlinked(ctx.session, agent_type, only_one=True)
     if spawn is not None:
         spawn.link = "inferred"
         if agent_type:

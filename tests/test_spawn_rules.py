@@ -307,3 +307,12 @@ def test_a_ghost_is_linked_to_its_spawn_by_the_agent_tool_s_result() -> None:
         tool_response=response,
     )
     assert s.record("g") == {**s.record("g"), "parent_id": "o", "link": "confirmed", "tool_use_id": "lost"}  # type: ignore[dict-item]
+
+
+def test_an_agent_id_without_a_type_joins_only_an_unambiguous_spawn() -> None:
+    # Some logging setups stamp "agent_id" on main-thread calls; with two spawns waiting nothing tells them apart.
+    s = Session()
+    s.feed(0, "PreToolUse", tool_name="Agent", tool_use_id="A", tool_input=spawn_input("x"))
+    s.feed(1, "PreToolUse", tool_name="Agent", tool_use_id="B", tool_input=spawn_input("y"))
+    s.feed(2, "PreToolUse", tool_name="Read", tool_use_id="r", agent_id="unknown")
+    assert s.record("unknown")["link"] == "none" and s.record("A") and s.record("B")  # type: ignore[index]
