@@ -22,12 +22,12 @@ def tool_use(g: Graph, ctx: Ctx, caller: Agent, tool: str) -> list[Event]:
     tool_use_id = name(ctx.payload.get("tool_use_id"))
     tool_input = ctx.payload.get("tool_input")
     tool_input = tool_input if isinstance(tool_input, dict) else {}
-    before_call(g, caller, ctx.ts)
+    if caller.waiting is not None:
+        before_call(g, caller, ctx.ts)
     if caller.compacting:
         caller.compacting = False
         g.mark(caller)
-    caller.tool_count += 1
-    g.touch(caller, ctx.ts)
+    caller.tool_count += 1  # the caller was touched when the payload found it
     if tool_use_id:
         g.open_calls[tool_use_id] = OpenCall(ctx.session, caller.agent_id, tool, ctx.ts, call_key(tool_input))
     out: list[Event] = []
