@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import signal
 import sys
@@ -49,11 +50,10 @@ def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, bool]:
     relay_arguments(parser)
     ns = parser.parse_args(argv)
     check_connection(ns.redis_url, ns.prefix)
-    return (
-        ingest_from_args(ns, ns.redis_url, ns.prefix),
-        relay_from_args(ns, ns.redis_url, ns.prefix),
-        ns.demo,
-    )
+    ingest = ingest_from_args(ns, ns.redis_url, ns.prefix)
+    if ns.demo:
+        ingest = dataclasses.replace(ingest, events_file=demo.events_file(argv, ingest.events_file))
+    return ingest, relay_from_args(ns, ns.redis_url, ns.prefix), ns.demo
 
 
 def embedded_clients() -> tuple[Redis, Redis]:
@@ -108,7 +108,11 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
     with stop_on_signals(stop, stop_server):
         tasks = [asyncio.create_task(run_ingest(ingest_settings, ingest_redis, stop), name="ingest")]
         if with_demo:
-            print(f"agentwatch: --demo is writing a sample session into {ingest_settings.events_file}", file=sys.stderr)
+            print(
+                f"agentwatch: --demo plays invented sessions into {ingest_settings.events_file}"
+                " (its own file, never the one your hook writes)",
+                file=sys.stderr,
+            )
             tasks.append(asyncio.create_task(demo.play(ingest_settings.events_file, stop), name="demo"))
         serving = asyncio.create_task(server.serve(sockets=[sock]), name="relay")
         try:
@@ -125,6 +129,8 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
             results = await asyncio.gather(*tasks, return_exceptions=True)
             await ingest_redis.aclose()
             await relay_redis.aclose()
+            if with_demo:
+                demo.remove_temporary(ingest_settings.events_file)
     for result in results:
         if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
             raise result

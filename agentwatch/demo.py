@@ -11,11 +11,18 @@ import asyncio
 import json
 import os
 import random
+import shutil
+import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
+
+from contract import SettingsError
+from ingest.settings import DEFAULT_EVENTS_FILE
+
+TEMP_PREFIX = "agentwatch-demo-"
 
 TEAM = [
     ("Explore", "haiku", "claude-haiku-4-5", "Map the checkout module", ["Grep", "Read", "Read", "Glob", "Read"]),
@@ -150,10 +157,33 @@ def _nested(hook: Any, parent: str, parent_type: str, rng: random.Random) -> Ite
     )
 
 
+def events_file(argv: Sequence[str], configured: Path) -> Path:
+    """Where the demo plays: never the file Claude Code's hook writes, which a real ingest on a shared Redis
+    would publish as if the invented sessions were real. A temporary file, unless --events-file names one."""
+    given = any(a == "--events-file" or a.startswith("--events-file=") for a in argv)
+    real = {Path(os.path.expanduser(DEFAULT_EVENTS_FILE)).absolute()}
+    if os.environ.get("AGENTWATCH_EVENTS_FILE"):
+        real.add(Path(os.path.expanduser(os.environ["AGENTWATCH_EVENTS_FILE"])).absolute())
+    if not given:
+        return Path(tempfile.mkdtemp(prefix=TEMP_PREFIX)) / "events.jsonl"
+    if configured.absolute() in real:
+        raise SettingsError(
+            f"--events-file has value {str(configured)!r}, the file your Claude Code hook writes: --demo plays "
+            "invented sessions, so give it another file, or no --events-file for a temporary one"
+        )
+    return configured
+
+
+def remove_temporary(path: Path) -> None:
+    """Remove the demo's temporary folder (and only that)."""
+    if path.parent.name.startswith(TEMP_PREFIX) and path.parent.parent == Path(tempfile.gettempdir()):
+        shutil.rmtree(path.parent, ignore_errors=True)
+
+
 def append_line(path: Path, payload: dict[str, Any]) -> None:
     """As the hook does: stamp the time, one line, one write() on an O_APPEND descriptor."""
     line = json.dumps({"_received_at": int(time.time() * 1000), **payload}, separators=(",", ":")) + "\n"
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
     try:
         os.write(fd, line.encode())
     finally:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import zipfile
 from pathlib import Path
@@ -85,6 +86,52 @@ async def test_up_demo_shows_a_session_without_claude_code(events_file: Path) ->
         assert proc.stop() == 0
     assert messages[-1]["data"]["parent_id"]  # a sub-agent hanging from its parent
     assert (await asyncio.to_thread(events_file.stat)).st_size > 0
+
+
+@reliability(
+    "Security",
+    "the demo never writes the real events file",
+    injected="`agentwatch up --demo` with no --events-file, with AGENTWATCH_EVENTS_FILE set, and with --events-file "
+    "naming the hook's file",
+    checked="it plays into a temporary file it names (removed at exit); the real files are never created or "
+    "written; naming the hook's file is refused with one line, exit 2",
+)
+async def test_the_demo_plays_into_its_own_file(tmp_path: Path) -> None:
+    real = tmp_path / ".claude" / "agentwatch" / "events.jsonl"
+    custom = tmp_path / "hook-writes-here.jsonl"
+    port = free_port()
+    env = {"AGENTWATCH_REDIS_URL": "", "HOME": str(tmp_path), "AGENTWATCH_EVENTS_FILE": str(custom)}
+    proc = Proc([*AGENTWATCH, "up", "--demo", "--bind", f"127.0.0.1:{port}"], env=env)
+    try:
+        line = proc.wait_line("--demo plays invented sessions into ", timeout=20)
+        played = Path(line.split("into ", 1)[1].split(" (", 1)[0])
+        proc.wait_line("agentwatch: open http://", timeout=20)
+        messages = await collect(f"ws://127.0.0.1:{port}/stream", lambda m: m.get("data", {}).get("type") == "tool_use")
+        assert messages[-1]["data"]["tool"]
+        assert played.stat().st_size > 0 and played.parent.name.startswith("agentwatch-demo-")
+    finally:
+        assert proc.stop() == 0
+    assert not real.exists() and not custom.exists() and not played.exists()
+
+
+@pytest.mark.parametrize("which", ["default", "AGENTWATCH_EVENTS_FILE"])
+def test_the_demo_refuses_the_hook_s_file(tmp_path: Path, which: str) -> None:
+    real = tmp_path / ".claude" / "agentwatch" / "events.jsonl"
+    custom = tmp_path / "hook-writes-here.jsonl"
+    named = real if which == "default" else custom
+    env = {**os.environ, "HOME": str(tmp_path), "AGENTWATCH_EVENTS_FILE": str(custom) if which != "default" else ""}
+    result = subprocess.run(
+        [*AGENTWATCH, "up", "--demo", "--events-file", str(named)],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+        env=env,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "the file your Claude Code hook writes" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not real.exists() and not custom.exists()
 
 
 @reliability(
