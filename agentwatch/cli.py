@@ -4,6 +4,7 @@ agentwatch up [--demo]   ingest + relay in one process; an embedded Redis unless
 agentwatch ingest        the ingest alone, against a real Redis (same as python -m ingest)
 agentwatch relay         the relay alone, against a real Redis (same as python -m relay)
 agentwatch hooks ...     install, uninstall or print the Claude Code hook entries
+agentwatch share --session ID [--ttl 1h]   print a read-only link to one session (signed with AGENTWATCH_TOKEN)
 """
 
 from __future__ import annotations
@@ -147,11 +148,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import hooks
 
         return hooks.main(rest)
+    if command == "share":
+        from . import share
+
+        return share.main(rest)
     if command in ("", "-h", "--help"):
         print(USAGE.strip(), file=sys.stdout if command else sys.stderr)
         return 0 if command else 2
     if command != "up":
-        print(f"agentwatch: unknown command {command!r}; expected up, ingest, relay or hooks", file=sys.stderr)
+        print(f"agentwatch: unknown command {command!r}; expected up, ingest, relay, hooks or share", file=sys.stderr)
         return 2
     setup_logging()
     try:

@@ -22,6 +22,7 @@ from contract import (
 )
 
 from .app import create_app
+from .hosts import served_hosts
 from .settings import Settings, SettingsError, add_arguments, from_args
 
 log = logging.getLogger("relay")
@@ -87,6 +88,9 @@ def main(argv: Sequence[str] | None = None, prog: str = "agentwatch relay") -> i
         safe_url(settings.redis_url),
         settings.prefix,
     )
+    if not settings.loopback:
+        names = sorted(h for h in served_hosts(settings) if not h.endswith(f":{settings.port}"))
+        log.info("relay: answering only for Host %s; add the names viewers use with --allow-host", ", ".join(names))
     # uvicorn restores the previous handlers and re-raises the signal it caught: make that a no-op so a
     # graceful SIGTERM/SIGINT shutdown exits 0 instead of dying by the signal after the fact.
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import json
 import logging
+import time
 from collections.abc import AsyncIterator
 from importlib import resources
 from pathlib import Path
 from typing import TypedDict
-from urllib.parse import urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route, WebSocketRoute
@@ -21,8 +23,10 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from contract import Keys
 
+from .hosts import HostCheck, origin_allowed, served_hosts
 from .hub import Hub, Viewer
 from .settings import Settings
+from .share import Share, ShareRefused, verify
 
 log = logging.getLogger("relay")
 
@@ -30,6 +34,7 @@ log = logging.getLogger("relay")
 CLOSE_POLICY = 1008  # flood of frames from a viewer that should only listen
 CLOSE_ERROR = 1011  # the relay could not serve this viewer (e.g. Redis failed mid-snapshot)
 CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) for a resume or a fresh snapshot
+CLOSE_SHARE_EXPIRED = 4401  # a share link's time is up: final, a page stops reconnecting
 CLOSE_TIMEOUT_S = 1.0  # how long a closing handshake may take before the socket is simply dropped
 MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
 # How a viewer's going away shows up: Starlette raises RuntimeError for a send after close.
@@ -45,6 +50,7 @@ class State(TypedDict):
     hub: Hub
     redis: Redis
     settings: Settings
+    hosts: frozenset[str]
 
 
 def web_file(name: str) -> Path | None:
@@ -58,6 +64,7 @@ def web_file(name: str) -> Path | None:
 
 def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
     """The relay app. Pass `redis` to share a client (the embedded mode); else one is made from settings."""
+    hosts = served_hosts(settings)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
@@ -67,7 +74,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         task = asyncio.create_task(hub.run(), name="relay-hub")
         watchdog = asyncio.create_task(_watchdog(hub, settings.send_timeout_s), name="relay-send-watchdog")
         try:
-            yield {"hub": hub, "redis": client, "settings": settings}
+            yield {"hub": hub, "redis": client, "settings": settings, "hosts": hosts}
         finally:
             for t in (task, watchdog):
                 t.cancel()
@@ -86,7 +93,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         Route("/stats", stats),
         WebSocketRoute("/stream", stream),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(HostCheck, hosts=hosts)])
 
 
 def _client(url: str) -> Redis:
@@ -149,16 +156,6 @@ async def stats(request: Request) -> Response:
     )
 
 
-def origin_allowed(ws: WebSocket, allowed: tuple[str, ...]) -> bool:
-    """Cross-site WebSocket hijacking: a browser always sends Origin; tools (curl, scripts) send none."""
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    if urlsplit(origin).netloc == ws.headers.get("host"):
-        return True
-    return origin.rstrip("/") in allowed
-
-
 def token_presented(ws: WebSocket) -> str:
     auth = ws.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
@@ -169,11 +166,19 @@ def token_presented(ws: WebSocket) -> str:
 async def stream(ws: WebSocket) -> None:
     settings: Settings = ws.state.settings
     hub: Hub = ws.state.hub
-    # Refused before accept: the client sees HTTP 403 and never a byte of the stream.
-    if not origin_allowed(ws, settings.allowed_origins):
+    # Refused before accept: the client sees HTTP 403 (401 for a share link) and never a byte of the stream.
+    if not origin_allowed(ws.headers.get("origin"), ws.state.hosts, settings.allowed_origins):
         await ws.close(code=CLOSE_POLICY)
         return
-    if settings.token and not hmac.compare_digest(token_presented(ws).encode(), settings.token.encode()):
+    share: Share | None = None
+    if "share" in ws.query_params:
+        # A share link is its own credential, for one session only; no other parameter widens it.
+        try:
+            share = verify(settings.token, ws.query_params["share"])
+        except ShareRefused as refused:
+            await _refuse_share(ws, hub, refused)
+            return
+    elif settings.token and not hmac.compare_digest(token_presented(ws).encode(), settings.token.encode()):
         await ws.close(code=CLOSE_POLICY)
         return
     since, epoch = _resume_point(ws)
@@ -182,13 +187,16 @@ async def stream(ws: WebSocket) -> None:
     try:
         await hub.ready.wait()
         hub.add(viewer)
-        writer = asyncio.create_task(_write(ws, hub, viewer, settings, since, epoch))
+        writer = asyncio.create_task(_write(ws, hub, viewer, settings, since, epoch, share))
         reader = asyncio.create_task(_read(ws))
         viewer.on_overflow = writer.cancel
-        done, pending = await asyncio.wait({writer, reader}, return_when=asyncio.FIRST_COMPLETED)
+        tasks = {writer, reader}
+        if share is not None:
+            tasks.add(asyncio.create_task(_expire(share)))
+        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         for task in pending:
             task.cancel()
-        await asyncio.gather(writer, reader, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         code, reason = 0, ""
         if viewer.send_timed_out:
             code, reason = CLOSE_SLOW, "not reading: send timed out; reconnect for a fresh snapshot"
@@ -211,6 +219,25 @@ async def stream(ws: WebSocket) -> None:
                     await ws.close(code=code, reason=reason)
     finally:
         hub.remove(viewer)
+
+
+async def _refuse_share(ws: WebSocket, hub: Hub, exc: ShareRefused) -> None:
+    hub.stats["shares_refused"] += 1
+    if hub.stats["shares_refused"] <= 10 or hub.stats["shares_refused"] % 1000 == 0:
+        log.warning("refused a share link (%s); %d so far", exc, hub.stats["shares_refused"])
+    if exc.expired:
+        # Well signed but late: accepted only to close with a code and reason a page can read (no data sent).
+        await ws.accept()
+        await ws.close(code=CLOSE_SHARE_EXPIRED, reason=exc.reason)
+    elif "websocket.http.response" in ws.scope.get("extensions", {}):
+        await ws.send_denial_response(PlainTextResponse(f"{exc}\n", status_code=401))
+    else:
+        await ws.close(code=CLOSE_POLICY)  # a server without denial responses answers 403
+
+
+async def _expire(share: Share) -> tuple[int, str]:
+    await asyncio.sleep(max(0.0, share.expires - time.time()))
+    return CLOSE_SHARE_EXPIRED, "share link expired"
 
 
 async def _watchdog(hub: Hub, send_timeout_s: float) -> None:
@@ -239,21 +266,54 @@ def _resume_point(ws: WebSocket) -> tuple[int | None, str | None]:
 
 
 async def _write(
-    ws: WebSocket, hub: Hub, viewer: Viewer, settings: Settings, since: int | None, epoch: str | None
+    ws: WebSocket,
+    hub: Hub,
+    viewer: Viewer,
+    settings: Settings,
+    since: int | None,
+    epoch: str | None,
+    share: Share | None = None,
 ) -> tuple[int, str]:
-    """Snapshot (or replay), then every event in seq order; returns the close code and reason."""
+    """Snapshot (or replay), then every event in seq order; returns the close code and reason.
+
+    A share viewer gets its session's events only, with their real seqs. Before an event that follows
+    skipped ones it gets a ping with the seq just before it, so its seq check stays gap-free.
+    """
     loop = asyncio.get_running_loop()
+    ping_every = settings.ping_interval_s
+    skipped = False  # a share viewer passed over events since its last frame
+    sent_at = loop.time()
 
     async def send(text: str) -> None:
+        nonlocal sent_at
         # No timer per message: the watchdog interrupts a send that has been blocked for send_timeout_s.
         viewer.sending_since = loop.time()
         await ws.send_text(text)
         viewer.sending_since = None
+        sent_at = loop.time()
+
+    async def ping(seq: int) -> None:
+        nonlocal skipped
+        skipped = False
+        await send(f'{{"type":"ping","seq":{seq},"epoch":"{epoch}"}}')
 
     async def snapshot(reset: bool) -> tuple[int, str]:
+        nonlocal skipped
         snap = await hub.snapshot()
-        await send(snap.message(reset=reset))
+        await send(snap.message(reset=reset, share=share))
+        skipped = False
         return snap.seq, snap.epoch
+
+    async def forward(seq: int, text: str) -> None:
+        nonlocal skipped
+        if share is not None and _session_of(text) != share.session:
+            skipped = True
+            if loop.time() - sent_at >= ping_every:  # a busy other session: keep the resume point fresh
+                await ping(seq)
+            return
+        if skipped:
+            await ping(seq - 1)
+        await send(text)
 
     replayed = await hub.replay(since, epoch, settings.replay_limit) if since is not None and epoch else None
     if replayed is None:
@@ -261,16 +321,17 @@ async def _write(
     else:
         last = since or 0
         for seq, text in replayed:
-            await send(text)
+            await forward(seq, text)
             last = seq
-    ping_every = settings.ping_interval_s
+        if skipped:
+            await ping(last)
     while True:
         if viewer.queue.empty():
             try:
                 async with asyncio.timeout(ping_every):
                     item = await viewer.queue.get()
             except TimeoutError:
-                await send(f'{{"type":"ping","seq":{last},"epoch":"{epoch}"}}')
+                await ping(last)
                 continue
         else:
             item = viewer.queue.get_nowait()  # something is queued: no wait, so no timer
@@ -283,8 +344,15 @@ async def _write(
         if seq != last + 1:
             last, epoch = await snapshot(reset=True)  # cannot happen while the hub keeps order; never a hole
             continue
-        await send(text)
+        await forward(seq, text)
         last = seq
+
+
+def _session_of(text: str) -> object:
+    try:
+        return json.loads(text)["data"]["session_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 async def _read(ws: WebSocket) -> tuple[int, str]:

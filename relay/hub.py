@@ -21,6 +21,8 @@ from redis.exceptions import RedisError
 
 from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
 
+from .share import Share
+
 log = logging.getLogger("relay.hub")
 
 REDIS_ERRORS = (RedisError, OSError)  # connection loss, and keys someone broke by hand
@@ -72,10 +74,15 @@ class Snapshot:
     epoch: str
     alive: list[dict[str, Any]]
 
-    def message(self, reset: bool = False) -> str:
-        body: dict[str, Any] = {"type": "snapshot", "seq": self.seq, "epoch": self.epoch, "alive": self.alive}
+    def message(self, reset: bool = False, share: Share | None = None) -> str:
+        """The snapshot frame; for a share viewer only its session's records, flagged as a filtered view."""
+        alive = self.alive if share is None else [r for r in self.alive if r.get("session_id") == share.session]
+        body: dict[str, Any] = {"type": "snapshot", "seq": self.seq, "epoch": self.epoch, "alive": alive}
         if reset:
             body["reset"] = True
+        if share is not None:
+            body["filtered"] = True
+            body["share"] = {"session": share.session, "expires": share.expires}
         return json.dumps(body, separators=(",", ":"))
 
 
@@ -88,7 +95,15 @@ class Hub:
         self.epoch: str | None = None
         self.last_seq = 0
         self.ready = asyncio.Event()  # subscribed and in sync: viewers may take snapshots
-        self.stats: dict[str, int] = {"delivered": 0, "gaps_filled": 0, "resets": 0, "bad_messages": 0, "reconnects": 0}
+        # shares_refused: share links refused at the handshake (bad, foreign-key or expired); counted by the app
+        self.stats: dict[str, int] = {
+            "delivered": 0,
+            "gaps_filled": 0,
+            "resets": 0,
+            "bad_messages": 0,
+            "reconnects": 0,
+            "shares_refused": 0,
+        }
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
         self._replay = redis.register_script(REPLAY_LUA)
 

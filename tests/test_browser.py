@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
 
+from relay import share
 from tests.stack import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -712,3 +713,51 @@ def test_missing_d3_says_how_to_fix_it(stack: Stack, viewers: Callable[..., View
     viewer.page.goto(stack.base_url + "/")
     expect(viewer.page.locator("#fatal")).to_have_text("d3 missing: run make up")
     expect(viewer.page.locator("#fatal")).to_be_visible()
+
+
+@reliability(
+    "Security",
+    "share link in the browser",
+    injected="a page opened from a share link for one of two running sessions, valid for 8 s",
+    checked="only that session's nodes, live; a banner naming its project and counting down; "
+    "at expiry the banner says so, the page stops reconnecting and stops updating",
+)
+def test_share_link_page_shows_one_session_until_it_expires(
+    redis_server: RedisServer, events_file: Path, viewers: Callable[..., Viewer], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "browser-share-secret"
+    monkeypatch.setenv("AGENTWATCH_TOKEN", secret)  # the relay subprocess inherits it
+    events_file.parent.mkdir(parents=True, exist_ok=True)
+    events_file.touch()
+    with running_stack(redis_server.url, events_file) as stack:
+        shop, billing = Scenario("share-a", "acme-shop"), Scenario("share-b", "billing-api")
+        payloads = shop.start() + shop.spawn("a-1", "Explore", "claude-haiku-4-5", "map the module")
+        payloads += billing.start() + billing.spawn("b-1", "Explore", "claude-haiku-4-5", "map the other module")
+        append_lines(stack.events_file, payloads)
+        wait_ingested(redis_server, stack, 6)
+        expires = int(time.time()) + 8
+        viewer = viewers(stack.base_url)
+        page = viewer.page
+        page.goto(f"{stack.base_url}/?share={share.sign(secret, shop.session, expires)}")
+        banner, nodes = page.locator("#share"), page.locator("g.node")
+        expect(page.locator("#status")).to_have_attribute("data-status", "connected")
+        expect(nodes).to_have_count(2)
+        expect(page.locator('g.node[data-id="share-a/a-1"]')).to_have_count(1)
+        expect(banner).to_contain_text("shared view of acme-shop, expires in ")
+        append_lines(
+            stack.events_file,
+            billing.spawn("b-2", "Plan", "sonnet", "plan") + shop.spawn("a-2", "Plan", "sonnet", "plan"),
+        )
+        expect(page.locator('g.node[data-id="share-a/a-2"]')).to_have_count(1)
+        expect(nodes).to_have_count(3)
+        assert page.locator('g.node[data-id^="share-b/"]').count() == 0
+
+        expect(banner).to_have_text("shared view of acme-shop: the link has expired")
+        expect(page.locator("#status")).to_have_attribute("data-status", "expired")
+        assert time.time() >= expires
+        append_lines(stack.events_file, shop.spawn("a-3", "Plan", "sonnet", "after the end"))
+        wait_ingested(redis_server, stack, 12)
+        page.wait_for_timeout(2000)
+        expect(nodes).to_have_count(3)
+        assert viewer.stats()["connects"] == 1  # no reconnect after the relay's 4401
+        viewer.assert_clean()

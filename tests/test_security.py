@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+import http.client
 import json
 import os
 import socket
@@ -15,7 +17,8 @@ import websockets
 
 from contract import Keys
 from ingest.redact import RedactError, Redactor
-from tests.stack import RedisServer, play_fixture, running_stack, start_ingest, wait_for
+from relay.settings import parse_hosts
+from tests.stack import PYTHON, ROOT, RedisServer, play_fixture, running_stack, start_ingest, start_relay, wait_for
 from tests.test_ingest import seq
 
 reliability = pytest.mark.reliability
@@ -341,3 +344,177 @@ async def test_huge_channel_message_is_dropped(redis_server: RedisServer, events
             message = json.loads(await asyncio.wait_for(ws.recv(), 10))
             assert message["type"] == "event" and message["seq"] == snapshot["seq"] + 1
             assert message["data"]["type"] == "session_start"
+
+
+# ---- DNS rebinding: the relay answers only for the host names it serves
+
+
+def _request(port: int, host: str, path: str = "/", headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+    """One HTTP GET to the relay on 127.0.0.1 carrying the given Host, as a rebound page's request would."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.putrequest("GET", path, skip_host=True)
+        conn.putheader("Host", host)
+        for name, value in (headers or {}).items():
+            conn.putheader(name, value)
+        conn.endheaders()
+        response = conn.getresponse()
+        return response.status, response.read()
+    finally:
+        conn.close()
+
+
+def _rebound_handshake(port: int, host: str, origin: str) -> bytes:
+    """A raw WebSocket handshake with the given Host and Origin; everything the relay sends until it closes."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(
+            f"GET /stream HTTP/1.1\r\nHost: {host}\r\nOrigin: {origin}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        data = b""
+        with contextlib.suppress(TimeoutError):
+            sock.settimeout(3)  # a relay that accepted would keep the socket open: stop reading after a while
+            while chunk := sock.recv(65536):
+                data += chunk
+    return data
+
+
+@reliability(
+    "Security",
+    "DNS rebinding: WebSocket",
+    injected="a raw handshake with Host: evil.example and the matching Origin: http://evil.example",
+    checked="HTTP 421 before accept: no 101, no snapshot",
+)
+def test_rebound_websocket_handshake_is_refused(redis_server: RedisServer, events_file: Path) -> None:
+    with running_stack(redis_server.url, events_file) as stack:
+        data = _rebound_handshake(stack.port, "evil.example", "http://evil.example")
+        assert data.split(b"\r\n")[0] == b"HTTP/1.1 421 Misdirected Request"
+        assert b"snapshot" not in data and b"alive" not in data
+        # The same handshake under the relay's own name still opens.
+        head = _rebound_handshake(stack.port, f"127.0.0.1:{stack.port}", stack.base_url)
+        assert head.startswith(b"HTTP/1.1 101") and b'"type":"snapshot"' in head
+
+
+@reliability(
+    "Security",
+    "DNS rebinding: HTTP",
+    injected="GET /, /stream, /health, /ready and /stats with Host: evil.example (and evil.example:port)",
+    checked="HTTP 421 for each, no page, no data",
+)
+def test_foreign_host_gets_421_on_every_route(redis_server: RedisServer, prefix: str) -> None:
+    relay, base = start_relay(redis_server.url, prefix)
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        for host in ("evil.example", f"evil.example:{port}", "127.0.0.1.evil.example", "localhost.", "LOCALHOST:1"):
+            for path in ("/", "/stream", "/health", "/ready", "/stats", "/static/app.js"):
+                status, body = _request(port, host, path)
+                assert status == 421, (host, path, status)
+                assert b"agentwatch" not in body and b"<html" not in body
+    finally:
+        relay.stop()
+
+
+@reliability(
+    "Security",
+    "DNS rebinding: served names",
+    injected="Host 127.0.0.1, localhost and [::1], each bare and with the relay's port, in any case",
+    checked="each served (200); the same names with another port get 421",
+)
+def test_loopback_names_with_and_without_the_port_are_served(redis_server: RedisServer, prefix: str) -> None:
+    relay, base = start_relay(redis_server.url, prefix)
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        for name in ("127.0.0.1", "localhost", "[::1]", "LocalHost"):
+            assert _request(port, name, "/health")[0] == 200, name
+            assert _request(port, f"{name}:{port}", "/health")[0] == 200, name
+            assert _request(port, f"{name}:{port + 1}", "/health")[0] == 421, name
+        assert _request(port, "localhost", "/")[0] == 200
+    finally:
+        relay.stop()
+
+
+@reliability(
+    "Security",
+    "DNS rebinding: --allow-host",
+    injected="--allow-host agentwatch.example, and AGENTWATCH_ALLOWED_HOSTS with two comma-separated names",
+    checked="those names are served over HTTP and WebSocket (Origin of that name too); others still get 421",
+)
+async def test_allow_host_lets_that_name_in(redis_server: RedisServer, prefix: str) -> None:
+    relay, base = start_relay(redis_server.url, prefix, None, "--allow-host", "agentwatch.example")
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        assert _request(port, "agentwatch.example", "/")[0] == 200
+        assert _request(port, f"agentwatch.example:{port}", "/health")[0] == 200
+        assert _request(port, "evil.example", "/")[0] == 421
+        head = await asyncio.to_thread(_rebound_handshake, port, "agentwatch.example", "https://agentwatch.example")
+        assert head.startswith(b"HTTP/1.1 101") and b'"type":"snapshot"' in head
+    finally:
+        relay.stop()
+    env = {"AGENTWATCH_ALLOWED_HOSTS": "watch.example,team.example:8443"}
+    relay, base = start_relay(redis_server.url, prefix, None, env=env)
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        assert _request(port, "watch.example", "/health")[0] == 200
+        assert _request(port, "team.example:8443", "/health")[0] == 200
+        assert _request(port, "team.example", "/health")[0] == 421  # given with a port: that port only
+    finally:
+        relay.stop()
+
+
+@reliability(
+    "Security",
+    "Origin not compared with Host",
+    injected="Host localhost:<relay port> (served) with Origin http://localhost:5173, another local page",
+    checked="HTTP 403 before accept: an Origin must itself be a served name (or --allow-origin)",
+)
+def test_origin_is_checked_against_served_names_not_the_host_header(redis_server: RedisServer, prefix: str) -> None:
+    relay, base = start_relay(redis_server.url, prefix)
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        refused = _rebound_handshake(port, f"localhost:{port}", "http://localhost:5173")
+        assert refused.startswith(b"HTTP/1.1 403") and b"snapshot" not in refused
+        opened = _rebound_handshake(port, f"localhost:{port}", f"http://localhost:{port}")
+        assert opened.startswith(b"HTTP/1.1 101")
+    finally:
+        relay.stop()
+
+
+@reliability(
+    "Security",
+    "DNS rebinding: log once per host",
+    injected="five requests for evil.example, three for other.example, 300 random names",
+    checked="one log line per distinct host, and at most 256 names logged however many arrive",
+)
+def test_refused_hosts_are_logged_once_each(redis_server: RedisServer, prefix: str) -> None:
+    relay, base = start_relay(redis_server.url, prefix)
+    port = int(base.rsplit(":", 1)[1])
+    try:
+        for host in ["evil.example"] * 5 + ["other.example"] * 3:
+            assert _request(port, host, "/health")[0] == 421
+        relay.wait_line("'other.example'")
+        for i in range(300):
+            _request(port, f"scan-{i}.example", "/health")
+        relay.wait_line("no more are logged")
+        _request(port, "after-the-cap.example", "/health")
+        assert _request(port, f"127.0.0.1:{port}", "/health")[0] == 200
+    finally:
+        relay.stop()
+    refused = [line for line in relay.lines if "refused a request for host" in line]
+    assert sum("'evil.example'" in line for line in refused) == 1
+    assert sum("'other.example'" in line for line in refused) == 1
+    assert len(refused) <= 256 and not any("after-the-cap" in line for line in refused)
+
+
+def test_allow_host_values_are_exact_names() -> None:
+    assert parse_hosts(["Agentwatch.Example, fe80::1", "team.example:8443", ""]) == (
+        "agentwatch.example",
+        "[fe80::1]",
+        "team.example:8443",
+    )
+    for bad in ("https://agentwatch.example", "*.example", "agentwatch.example/path", "two words"):
+        result = subprocess.run(
+            [PYTHON, "-m", "relay", "--allow-host", bad], capture_output=True, text=True, cwd=ROOT, timeout=30
+        )
+        assert result.returncode == 2 and "--allow-host has value" in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1

@@ -4,8 +4,8 @@
 import { createConnection } from "./connection.js";
 import { createEffects } from "./effects.js";
 import { createGraph } from "./graph.js";
-import { GraphModel } from "./model.js";
-import { formatAge } from "./present.js";
+import { GraphModel, MAIN, nodeId } from "./model.js";
+import { formatAge, shareText } from "./present.js";
 import { createTooltip } from "./tooltip.js";
 
 const TICK_MS = 250; // counters and the last-event age
@@ -14,6 +14,7 @@ const STATUS_TEXT = {
   connected: "● connected",
   reconnecting: "○ reconnecting",
   disconnected: "✕ disconnected",
+  expired: "✕ link expired",
 };
 
 const model = new GraphModel();
@@ -54,10 +55,18 @@ function start(d3) {
   const tip = createTooltip(model, $("tooltip"));
   const graph = createGraph(d3, model, tip);
   const effects = createEffects(d3, graph.element, stats);
+  // A page opened from a share link (`agentwatch share`) shows one session and says so until it expires.
+  const share = { shown: new URLSearchParams(location.search).has("share"), project: null, expired: false };
   const connection = createConnection({
     resume: () => model.resumeParams(),
     onText: receive,
     onStatus: setStatus,
+    onEnd: () => {
+      // Only a share link ends: the relay closed it (4401) and would refuse it again.
+      setStatus("expired");
+      share.expired = true;
+      shareBanner();
+    },
   });
 
   function receive(text) {
@@ -116,6 +125,24 @@ function start(d3) {
     requestAnimationFrame(frame);
   }
 
+  function shareBanner() {
+    if (!share.shown) return;
+    const banner = $("share");
+    banner.hidden = false;
+    banner.dataset.state = share.expired ? "expired" : "live";
+    const echo = model.share;
+    if (!echo) {
+      // Before any snapshot. A forged link gets HTTP 401, which a page cannot tell from a relay that is down.
+      if (share.expired) banner.textContent = "shared view: the link has expired";
+      else if (stats.status === "disconnected") banner.textContent = "shared view: link refused, or relay down";
+      else banner.textContent = "shared view: connecting";
+      return;
+    }
+    // The orchestrator leaves when the session ends: keep the project it had.
+    share.project = model.nodes.get(nodeId(echo.session, MAIN))?.project ?? share.project;
+    banner.textContent = shareText(share.project, echo.session, echo.expires * 1000 - Date.now(), share.expired);
+  }
+
   function counters() {
     const now = Date.now();
     $("count-alive").textContent = model.alive;
@@ -129,8 +156,10 @@ function start(d3) {
   setInterval(() => {
     model.sweep(Date.now());
     counters();
+    shareBanner();
     tip.refresh();
   }, TICK_MS);
   requestAnimationFrame(frame);
+  shareBanner();
   connection.start();
 }

@@ -3,12 +3,16 @@
 export const BACKOFF_MIN_MS = 1000;
 export const BACKOFF_MAX_MS = 30000;
 const DISCONNECTED_AFTER = 4; // failed attempts (8 to 15 s of backoff) before the badge says disconnected
+// Close codes after which reconnecting cannot help: the relay will say the same again.
+export const CLOSE_SHARE_EXPIRED = 4401;
+const FINAL_CODES = new Set([CLOSE_SHARE_EXPIRED]);
 
 /**
  * `resume()` gives the model's resume point, `onText(text)` gets every frame of the current socket,
- * `onStatus(status)` hears connecting / connected / reconnecting / disconnected.
+ * `onStatus(status)` hears connecting / connected / reconnecting / disconnected, and `onEnd(code, reason)`
+ * hears a final close (a share link expired), after which the connection stays closed.
  */
-export function createConnection({ resume, onText, onStatus }) {
+export function createConnection({ resume, onText, onStatus, onEnd = () => {} }) {
   let socket = null;
   let attempt = 0;
 
@@ -30,10 +34,11 @@ export function createConnection({ resume, onText, onStatus }) {
       if (ws === socket) onText(e.data);
     };
     // Covers network loss, a relay restart and the relay dropping a slow viewer (4008) alike.
-    ws.onclose = () => {
+    ws.onclose = (e) => {
       if (ws !== socket) return;
       socket = null;
-      retry();
+      if (FINAL_CODES.has(e.code)) onEnd(e.code, e.reason);
+      else retry();
     };
   }
 
@@ -62,8 +67,9 @@ export function backoffDelay(attempt, random = Math.random) {
 /** The WebSocket URL for a page at `loc` (a Location or URL), resuming from `resume` when given. */
 export function streamUrl(loc, resume) {
   const params = new URLSearchParams();
-  const token = new URLSearchParams(loc.search).get("token");
-  if (token) params.set("token", token);
+  const page = new URLSearchParams(loc.search);
+  // A share link is the only credential a shared view has; a token is the full view's.
+  for (const name of ["share", "token"]) if (page.get(name)) params.set(name, page.get(name));
   if (resume) {
     params.set("since", String(resume.since));
     params.set("epoch", String(resume.epoch));

@@ -48,6 +48,10 @@ export class GraphModel {
   constructor() {
     this.seq = null;
     this.epoch = null;
+    // A filtered view (a share link) sees one session's events, with their real seqs: the relay sends a
+    // ping with the seq before an event whenever it skipped others, so events still come without a gap.
+    this.filtered = false;
+    this.share = null; // {session, expires} of a share link, as the relay echoes it
     this.nodes = new Map();
     // version changes when the set of nodes or links changes (the simulation needs new input);
     // rev changes on any visible change (the page redraws attributes).
@@ -79,7 +83,10 @@ export class GraphModel {
       // A ping carries the last seq sent: if we are behind, a frame was lost on the way.
       if (this.seq === null) return { ignored: "ping before snapshot", effects: [] };
       if (msg.epoch !== this.epoch) return this._resync("epoch");
-      if (msg.seq > this.seq) return this._resync("gap");
+      if (msg.seq > this.seq) {
+        if (!this.filtered) return this._resync("gap");
+        this.seq = msg.seq; // the events up to it were for other sessions
+      }
       return { effects: [] };
     }
     if (msg.type !== "event") return { ignored: `unknown frame type ${msg.type}`, effects: [] };
@@ -175,6 +182,8 @@ export class GraphModel {
     for (const sessionId of this.sessions()) this._ensure(sessionId, MAIN, now);
     this.seq = msg.seq;
     this.epoch = msg.epoch;
+    this.filtered = msg.filtered === true;
+    this.share = msg.share && typeof msg.share === "object" ? msg.share : null;
     this._changed(true);
     return { effects: fresh ? [{ type: "reset" }] : effects };
   }

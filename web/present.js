@@ -41,6 +41,18 @@ export function formatAge(ms) {
   return `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+/**
+ * The share banner: whose session (its project folder, else its id), and how long the link has left.
+ * `expired` comes from the relay (close 4401), not from this clock, which may disagree with the relay's.
+ */
+export function shareText(project, session, remainingMs, expired) {
+  const folder = project ? String(project).split("/").filter(Boolean).pop() : null;
+  const name = folder ? truncate(folder, 40) : `session ${truncate(session, 13)}`;
+  if (expired) return `shared view of ${name}: the link has expired`;
+  if (remainingMs < 1000) return `shared view of ${name}, expires now`;
+  return `shared view of ${name}, expires in ${formatAge(remainingMs)}`;
+}
+
 /** How long the agent has waited on the person so far: finished waits plus the one running now. */
 export function waitedFor(node, now) {
   const running = node.waiting && node.waitingSince != null ? Math.max(0, now - node.waitingSince) : 0;
