@@ -1,5 +1,10 @@
 """Wall time per hook invocation: the agentwatch hook vs a bare `sh -c :` spawn vs a naive `jq -c` hook.
 
+Beside today's hook, the same run times the hook as it was before rotation (PREVIOUS_HOOK_COMMIT, from git) and
+today's hook rotating on every call (a 1-byte limit: the size check, the lock and the rename each time), so the
+cost of rotation is read off one run. Today's hook checks the size on about one call in 1024 for a 1 KiB line:
+that shows in the mean, hardly in the median.
+
 Each iteration runs every (payload, variant) pair once, in a rotating order, so drift in machine load hits all
 of them alike. Time is taken with time.perf_counter around subprocess.run; stdin is a regular file holding
 the payload (what is timed is the hook, not Python feeding a pipe). The events file is emptied between runs,
@@ -27,6 +32,10 @@ ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "agentwatch-hook.sh"
 DEFAULT_ITERATIONS = 200
 SMOKE_ITERATIONS = 20
+# The hook before the events file was made private and rotated (issue 9, item 3).
+PREVIOUS_HOOK_COMMIT = "aa380ca"
+PREVIOUS = "hook before rotation, aa380ca (sh)"
+ROTATING = "agentwatch hook, rotating every call (sh)"
 # What a naive hook does: reformat with jq, stamp, append (jq writes 4 KiB chunks: lines interleave).
 NAIVE_JQ_HOOK = """#!/bin/sh
 jq -c '{_received_at: (now * 1000 | floor)} + .' >> "$AGENTWATCH_EVENTS_FILE"
@@ -78,18 +87,40 @@ def _compact(obj: Any) -> bytes:
     return json.dumps(obj, separators=(",", ":")).encode()
 
 
-def variants(work: Path) -> dict[str, list[str]]:
+def previous_hook(work: Path) -> Path | None:
+    """The hook at PREVIOUS_HOOK_COMMIT, written to work; None outside a git checkout that has it."""
+    try:
+        proc = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{PREVIOUS_HOOK_COMMIT}:hooks/agentwatch-hook.sh"],
+            capture_output=True,
+            check=False,
+        )
+    except OSError:
+        return None
+    if proc.returncode != 0:
+        return None
+    path = work / "previous-hook.sh"
+    path.write_bytes(proc.stdout)
+    return path
+
+
+def variants(work: Path) -> dict[str, tuple[list[str], dict[str, str]]]:
+    """name -> (argv, extra environment)."""
     naive = work / "naive-jq-hook.sh"
     naive.write_text(NAIVE_JQ_HOOK)
-    found = {
-        "bare `sh -c :`": ["sh", "-c", ":"],
-        "agentwatch hook (sh)": ["sh", str(HOOK)],
-        "agentwatch hook (bash)": ["bash", str(HOOK)],
-        "naive `jq -c` hook": ["sh", str(naive)],
+    found: dict[str, tuple[list[str], dict[str, str]]] = {
+        "bare `sh -c :`": (["sh", "-c", ":"], {}),
+        "agentwatch hook (sh)": (["sh", str(HOOK)], {}),
     }
+    previous = previous_hook(work)
+    if previous is not None:
+        found[PREVIOUS] = (["sh", str(previous)], {})
+    found[ROTATING] = (["sh", str(HOOK)], {"AGENTWATCH_MAX_FILE_BYTES": "1"})
+    found["agentwatch hook (bash)"] = (["bash", str(HOOK)], {})
+    found["naive `jq -c` hook"] = (["sh", str(naive)], {})
     return {
-        name: argv
-        for name, argv in found.items()
+        name: (argv, extra)
+        for name, (argv, extra) in found.items()
         if shutil.which(argv[0]) and (argv[-1] != str(naive) or shutil.which("jq"))
     }
 
@@ -102,13 +133,14 @@ def _percentile(samples: list[float], pct: float) -> float:
 def run(iterations: int) -> dict[str, Any]:
     """Runs the benchmark; returns {"iterations", "sh", "results": {payload: {variant: figures}}}.
 
-    Figures per (payload, variant): bytes (payload size), median_ms, p99_ms, and median_vs_bare_sh.
+    Figures per (payload, variant): bytes (payload size), median_ms, mean_ms, p99_ms, and median_vs_bare_sh.
     """
     with tempfile.TemporaryDirectory(prefix="agentwatch-hook-bench-") as tmp:
         work = Path(tmp)
         events = work / "events.jsonl"
         env = {**os.environ, "AGENTWATCH_EVENTS_FILE": str(events)}
-        for key in ("AGENTWATCH_BYPASS", "AGENTWATCH_DEBUG", "AGENTWATCH_MAX_LINE_BYTES"):
+        rotated = work / "events.jsonl.1"
+        for key in ("AGENTWATCH_BYPASS", "AGENTWATCH_DEBUG", "AGENTWATCH_MAX_LINE_BYTES", "AGENTWATCH_MAX_FILE_BYTES"):
             env.pop(key, None)
         sources = {}
         for label, body in payloads().items():
@@ -120,15 +152,18 @@ def run(iterations: int) -> dict[str, Any]:
         for i in range(iterations):
             shift = i % len(pairs)
             for label, name in pairs[shift:] + pairs[:shift]:
+                argv, extra = cmds[name]
                 with sources[label].open("rb") as stdin:
                     start = time.perf_counter()
-                    proc = subprocess.run(cmds[name], stdin=stdin, env=env, capture_output=True, check=False)
+                    proc = subprocess.run(argv, stdin=stdin, env={**env, **extra}, capture_output=True, check=False)
                     elapsed = time.perf_counter() - start
                 if proc.returncode != 0 or proc.stdout or proc.stderr:
                     raise RuntimeError(f"{name} on {label}: exit {proc.returncode}, {proc.stdout!r} {proc.stderr!r}")
-                if name != "bare `sh -c :`" and events.stat().st_size == 0:
+                written = events if name != ROTATING else rotated
+                if name != "bare `sh -c :`" and (not written.exists() or written.stat().st_size == 0):
                     raise RuntimeError(f"{name} on {label} wrote nothing")
                 events.write_bytes(b"")
+                rotated.unlink(missing_ok=True)
                 samples[(label, name)].append(elapsed * 1000)
         results: dict[str, dict[str, dict[str, float]]] = {}
         for label in sources:
@@ -140,6 +175,7 @@ def run(iterations: int) -> dict[str, Any]:
                 results[label][name] = {
                     "bytes": sources[label].stat().st_size,
                     "median_ms": round(median, 3),
+                    "mean_ms": round(statistics.fmean(runs), 3),
                     "p99_ms": round(_percentile(runs, 99), 3),
                     "median_vs_bare_sh": round(median / bare, 2),
                 }
@@ -151,13 +187,14 @@ def table(figures: dict[str, Any]) -> str:
     rows = [
         f"Hook wall time per invocation, {figures['iterations']} interleaved runs each, sh = {figures['sh']}",
         "",
-        "| payload | variant | median ms | p99 ms | median vs bare sh |",
-        "|---|---|---:|---:|---:|",
+        "| payload | variant | median ms | mean ms | p99 ms | median vs bare sh |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for label, by_variant in figures["results"].items():
         for name, f in by_variant.items():
             rows.append(
-                f"| {label} | {name} | {f['median_ms']:.2f} | {f['p99_ms']:.2f} | {f['median_vs_bare_sh']:.2f}x |"
+                f"| {label} | {name} | {f['median_ms']:.2f} | {f['mean_ms']:.2f} | {f['p99_ms']:.2f} "
+                f"| {f['median_vs_bare_sh']:.2f}x |"
             )
     return "\n".join(rows)
 

@@ -19,6 +19,7 @@ from contract import Keys, compact_json, safe_url
 
 from .commit import Committer, Stale
 from .events import Limits, Normalizer, Rejected
+from .permissions import warn_readable
 from .pricing import Pricing
 from .redact import Redactor
 from .settings import Settings
@@ -267,4 +268,5 @@ async def check_redis(redis: Redis, url: str, wait_s: float) -> None:
 
 async def run(settings: Settings, redis: Redis, stop: asyncio.Event) -> None:
     """Tail settings.events_file into Redis until stop is set."""
+    warn_readable(settings.events_file, log)
     await Ingest(settings, redis, stop).run()
