@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,8 +55,12 @@ class Batch:
 
 
 class Tail:
-    def __init__(self, path: Path, max_line_bytes: int = 1 << 20, max_lines: int = 2000) -> None:
+    def __init__(
+        self, path: Path, max_line_bytes: int = 1 << 20, max_lines: int = 2000, rotate_wait_s: float = 1.0
+    ) -> None:
         self.path = path
+        self.rotate_wait_s = rotate_wait_s
+        self._quiet_since: float | None = None  # when the rotated-away file we are on was last seen quiet
         self.max_line_bytes = max_line_bytes
         self.max_lines = max_lines
         self.read_size = max(1 << 20, max_line_bytes + 1)
@@ -123,14 +128,55 @@ class Tail:
         before = self._pos
         self._check_identity()
         batch = self._read_lines(before)
-        if batch.empty and self._rotated():
-            # Drained the old file to its end: move on to the new one at the path.
+        if not batch.empty or not self._rotated():
+            self._quiet_since = None
+        elif self._rotation_settled():
+            # Drained the old file to its end and it stayed quiet: move on (to a file rotated away unread
+            # first, then to the new one at the path).
+            old = os.fstat(self._fd)
             self.close()
             self._pending["rotations"] = self._pending.get("rotations", 0) + 1
-            if self._try_open_path():
+            if self._open_skipped(old) or self._try_open_path():
                 batch = self._read_lines(before)
         batch.counters, self._pending = self._pending, {}
         return batch
+
+    def _rotation_settled(self) -> bool:
+        """A writer that opened the old file just before the rename still appends to it: wait until it has
+        been quiet for rotate_wait_s before leaving it (the new file's lines wait that long, once per rotation)."""
+        assert self._fd is not None
+        old = os.fstat(self._fd)
+        now = time.monotonic()
+        if self._quiet_since is None:
+            self._quiet_since = now
+        if now - self._quiet_since >= self.rotate_wait_s:
+            return True
+        # Unless the old file is no longer <name>.1: the next file was rotated too, so late writers are long
+        # gone and waiting longer would only risk the file after it.
+        try:
+            st = os.stat(self.path.with_name(self.path.name + ".1"))
+        except OSError:
+            return True
+        return (st.st_dev, st.st_ino) != (old.st_dev, old.st_ino)
+
+    def _open_skipped(self, old: os.stat_result) -> bool:
+        """The hook keeps one old file: if the file at the path was rotated to <name>.1 before we ever opened
+        it (ingest lagged a whole file behind), it is there, written after the old file. Read it first."""
+        rotated = self.path.with_name(self.path.name + ".1")
+        try:
+            st = os.stat(rotated)
+        except OSError:
+            return False
+        # Written after the old file's last line: the next file, not an older one (a rename over the old file
+        # moves its ctime, never its mtime).
+        if (st.st_dev, st.st_ino) == (old.st_dev, old.st_ino) or st.st_mtime_ns <= old.st_mtime_ns:
+            return False
+        try:
+            self._open(rotated, None)
+        except OSError:
+            return False
+        log.warning("%s was rotated away before ingest read it: reading it before the new file", rotated)
+        return True
 
     def _read_lines(self, before: Position) -> Batch:
         assert self._pos is not None and self._fd is not None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from pathlib import Path
 
 from ingest.tail import Position, Tail, wakeups
@@ -90,7 +91,7 @@ def test_rewritten_file_while_stopped_is_not_resumed_at_a_stale_offset(tmp_path:
 def test_rename_rotation_while_running_drains_the_old_file_first(tmp_path: Path) -> None:
     path = tmp_path / "e.jsonl"
     append(path, b"1\n")
-    with Tail(path) as tail:
+    with Tail(path, rotate_wait_s=0) as tail:
         tail.start(None, "start")
         assert drain(tail)[0] == [b"1"]
         append(path, b"2\n")
@@ -98,6 +99,43 @@ def test_rename_rotation_while_running_drains_the_old_file_first(tmp_path: Path)
         append(path, b"3\n")
         lines, _ = drain(tail)
         assert lines == [b"2", b"3"]
+
+
+def test_a_writer_late_into_the_rotated_file_is_read_before_the_new_file(tmp_path: Path) -> None:
+    """A hook that opened the file just before the rename writes into the old file after it (tailing.md:
+    rotate_wait): ingest stays on the old file until it has been quiet for rotate_wait_s."""
+    path = tmp_path / "e.jsonl"
+    append(path, b"1\n")
+    late = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        with Tail(path, rotate_wait_s=0.3) as tail:
+            tail.start(None, "start")
+            assert drain(tail)[0] == [b"1"]
+            os.rename(path, tmp_path / "e.jsonl.1")
+            append(path, b"new\n")
+            assert drain(tail)[0] == []  # waiting: the old file may still get a line
+            os.write(late, b"late\n")
+            assert drain(tail)[0] == [b"late"]
+            time.sleep(0.35)
+            assert drain(tail)[0] == [b"new"]
+    finally:
+        os.close(late)
+
+
+def test_a_file_rotated_away_before_it_was_opened_is_read_before_the_new_one(tmp_path: Path) -> None:
+    """Ingest lagged a whole file: A was rotated, then B (never opened) was rotated over A's name."""
+    path = tmp_path / "e.jsonl"
+    append(path, b"a1\n")
+    with Tail(path, rotate_wait_s=0) as tail:
+        tail.start(None, "start")
+        assert drain(tail)[0] == [b"a1"]
+        os.rename(path, tmp_path / "e.jsonl.1")
+        time.sleep(0.01)  # B's lines are written after A's rename, as the hook does
+        append(path, b"b1\nb2\n")
+        os.rename(path, tmp_path / "e.jsonl.1")
+        append(path, b"c1\n")
+        assert drain(tail)[0] == [b"b1", b"b2", b"c1"]
+        assert drain(tail)[0] == []
 
 
 def test_rotation_while_stopped_drains_the_sibling_then_the_new_file(tmp_path: Path) -> None:
@@ -110,7 +148,7 @@ def test_rotation_while_stopped_drains_the_sibling_then_the_new_file(tmp_path: P
     append(path, b"2\n")
     os.rename(path, tmp_path / "e.jsonl.1")
     append(path, b"3\n")
-    with Tail(path) as tail:
+    with Tail(path, rotate_wait_s=0) as tail:
         assert "draining rotated" in tail.start(saved, "end")
         assert drain(tail)[0] == [b"2", b"3"]
 
