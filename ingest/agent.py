@@ -155,5 +155,6 @@ def call_key(tool_input: Any) -> str | None:
     for field_name in DETAIL_FIELDS:
         value = tool_input.get(field_name)
         if isinstance(value, str) and value:
-            return value[:100]
+            # A digest: the checkpoint in Redis keeps it, and the command itself may hold a secret.
+            return hashlib.blake2b(value[:1000].encode(errors="replace"), digest_size=8).hexdigest()
     return None

@@ -16,7 +16,7 @@ from typing import Any
 from contract import HOOK_EVENTS, MAIN_AGENT, compact_json
 
 from . import lifecycle, spawns, tools, waiting
-from .agent import ID_CAP, Agent, Limits, Rejected, name, timestamp
+from .agent import ID_CAP, Agent, Limits, Rejected, timestamp
 from .graph import Ctx, Event, Graph
 from .pricing import Pricing
 
@@ -69,8 +69,9 @@ class Normalizer:
     # ---- the entry points
     def feed(self, payload: Any, now_ms: int) -> list[Event]:
         ctx = _context(payload, now_ms)
-        tool = _tool(ctx) if ctx.hook in TOOL_HOOKS else ""  # reject before anything changes
         g = self.graph
+        # Reject before anything changes; then redacted like every published name.
+        tool = (g.name(_tool(ctx)) or "tool") if ctx.hook in TOOL_HOOKS else ""
         out: list[Event] = []
         if ctx.hook != "SessionEnd":
             out += lifecycle.ensure_session(g, ctx)
@@ -118,7 +119,9 @@ class Normalizer:
             if agent.stopping_since is not None:
                 agent.stopping_since = None  # resumed (SendMessage), or the stop was premature
             return agent, []
-        return spawns.first_sight(g, ctx, ctx.agent_id, name(ctx.payload.get("agent_type")))
+        raw_type = ctx.payload.get("agent_type")
+        agent_type = "" if raw_type == "" else g.name(raw_type)  # "" is Claude Code's internal helper
+        return spawns.first_sight(g, ctx, ctx.agent_id, agent_type)
 
 
 SIMPLE_RULES: dict[str, Callable[[Graph, Ctx], list[Event]]] = {

@@ -15,10 +15,11 @@ from typing import Any, NamedTuple
 
 from contract import MAIN_AGENT, VIEW_FIELDS, alive_field, compact_json
 
-from .agent import TEXT_CAP, Agent, Limits
+from .agent import NAME_CAP, TEXT_CAP, Agent, Limits
 from .pricing import Pricing
 
 Event = dict[str, Any]
+NAMES_CACHED = 4096  # distinct identifiers whose redacted form is remembered
 
 
 @dataclass
@@ -58,6 +59,7 @@ class Graph:
     changed: set[str] = field(default_factory=set)  # alive fields to write in the next commit
     removed: set[str] = field(default_factory=set)  # alive fields to delete in the next commit
     counters: dict[str, int] = field(default_factory=dict)  # stats increments for the next commit
+    _names: dict[str, str] = field(default_factory=dict)  # identifier -> its capped, redacted form
 
     # ---- reading
     def get(self, session: str, agent_id: str) -> Agent | None:
@@ -104,8 +106,24 @@ class Graph:
     def text(self, value: Any, cap: int = TEXT_CAP) -> str | None:
         if not isinstance(value, str) or not value:
             return None
-        # Redact before cutting, so a secret straddling the cut is still recognised whole.
-        return self.redact(value[: cap * 4])[:cap]
+        # Redact before cutting, so a secret straddling the cut is still recognised whole. What is read is cut
+        # at a space, so a token cut in half (too short to be recognised) is never part of it.
+        head = value[: cap * 4]
+        if len(value) > len(head):
+            head = head[: max(head.rfind(" "), head.rfind("\n"), 0)]
+        return self.redact(head)[:cap]
+
+    def name(self, value: Any) -> str | None:
+        """An identifier from a payload (type, model, tool, skill, reason), capped and redacted like any text.
+        They repeat, so each distinct one is redacted once."""
+        if not isinstance(value, str) or not value:
+            return None
+        cached = self._names.get(value)
+        if cached is None:
+            if len(self._names) >= NAMES_CACHED:
+                self._names.clear()
+            cached = self._names[value] = self.redact(value[: NAME_CAP * 4])[:NAME_CAP]
+        return cached
 
     # ---- changing agents
     def touch(self, agent: Agent, ts: int | None = None) -> None:

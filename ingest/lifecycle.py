@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from contract import MAIN_AGENT, alive_field
 
-from .agent import Agent, name, project_of
+from .agent import Agent, project_of
 from .graph import Ctx, Event, Graph
 from .spawns import background_tasks
 from .tools import close_turn
@@ -24,16 +24,16 @@ def ensure_session(g: Graph, ctx: Ctx) -> list[Event]:
     if main is not None:
         g.touch(main, ctx.ts)
         return []
-    model = name(ctx.payload.get("model")) if ctx.hook == "SessionStart" else None
+    model = g.name(ctx.payload.get("model")) if ctx.hook == "SessionStart" else None
     main = Agent(ctx.session, MAIN_AGENT, None, "main", model, None, None, ctx.ts, ctx.ts)
-    main.project = project_of(ctx.payload.get("cwd"))
+    main.project = g.name(project_of(ctx.payload.get("cwd")))
     return [g.add(main, "session_start")]
 
 
 def session_start(g: Graph, ctx: Ctx) -> list[Event]:
     main = g.main(ctx.session)
     if main is not None:
-        main.model = name(ctx.payload.get("model")) or main.model
+        main.model = g.name(ctx.payload.get("model")) or main.model
         main.compacting = False  # SessionStart with source "compact" follows a compaction
         g.mark(main)
     return []
@@ -66,7 +66,7 @@ def stop(g: Graph, ctx: Ctx) -> list[Event]:
 
 def stop_failure(g: Graph, ctx: Ctx, agent: Agent) -> list[Event]:
     """StopFailure (rate limit, overload): a failure flash on the agent; nothing ends."""
-    error = name(ctx.payload.get("error")) or "error"
+    error = g.name(ctx.payload.get("error")) or "error"
     details = g.text(ctx.payload.get("error_details"))
     return [g.event("stop_fail", ctx.ts, ctx.session, agent.agent_id, error=error, message=details)]
 
@@ -76,13 +76,13 @@ def compaction(g: Graph, ctx: Ctx, starting: bool) -> list[Event]:
     if main is not None and main.compacting != starting:
         main.compacting = starting
         g.mark(main)
-    trigger = name(ctx.payload.get("trigger"))
+    trigger = g.name(ctx.payload.get("trigger"))
     kind = "compact_start" if starting else "compact_done"
     return [g.event(kind, ctx.ts, ctx.session, MAIN_AGENT, trigger=trigger)]
 
 
 def session_end(g: Graph, ctx: Ctx) -> list[Event]:
-    return g.end_session(ctx.session, ctx.ts, name(ctx.payload.get("reason")) or "other")
+    return g.end_session(ctx.session, ctx.ts, g.name(ctx.payload.get("reason")) or "other")
 
 
 def expire(g: Graph, now_ms: int) -> list[Event]:

@@ -14,7 +14,7 @@ from typing import Any
 
 from contract import MAIN_AGENT
 
-from .agent import Agent, digest, integer, name, text
+from .agent import Agent, digest, integer, text
 from .graph import Ctx, Event, Graph
 from .outcome import FINISHED_BACKGROUND, STATUS_OUTCOME, marker_outcome, response_text
 
@@ -32,8 +32,8 @@ def spawn_call(g: Graph, ctx: Ctx, caller: Agent, tool_use_id: str | None, tool_
         ctx.session,
         agent_id,
         caller.agent_id,
-        name(tool_input.get("subagent_type")) or "general-purpose",
-        name(tool_input.get("model")),
+        g.name(tool_input.get("subagent_type")) or "general-purpose",
+        g.name(tool_input.get("model")),
         g.text(tool_input.get("description")),
         tool_use_id,
         ctx.ts,
@@ -95,8 +95,8 @@ def spawn_returned(g: Graph, ctx: Ctx, tool_use_id: str | None, failed: bool) ->
                 ctx.session,
                 real_id,
                 caller.agent_id if caller else MAIN_AGENT,
-                name(response.get("agentType")) or name(tool_input.get("subagent_type")) or "general-purpose",
-                name(tool_input.get("model")),
+                g.name(response.get("agentType")) or g.name(tool_input.get("subagent_type")) or "general-purpose",
+                g.name(tool_input.get("model")),
                 g.text(tool_input.get("description")),
                 tool_use_id,
                 ctx.ts,
@@ -107,7 +107,7 @@ def spawn_returned(g: Graph, ctx: Ctx, tool_use_id: str | None, failed: bool) ->
         return out
     agent.spawn_open = False
     agent.link = "confirmed"  # tool_use_id -> agentId: the exact link
-    resolved = name(response.get("resolvedModel"))
+    resolved = g.name(response.get("resolvedModel"))
     if resolved:
         agent.model = resolved
     g.mark(agent, ctx.ts)
@@ -167,8 +167,8 @@ def subagent_stop(g: Graph, ctx: Ctx, agent: Agent | None) -> list[Event]:
     if agent is None:
         if ctx.agent_id != MAIN_AGENT and g.has_ended(ctx.session, ctx.agent_id):
             return []  # repeated stop (stop_hook_active, #83365) or a stop after the Agent tool returned
-        agent_type = ctx.payload.get("agent_type")
-        agent_type = agent_type[:100] if isinstance(agent_type, str) else None
+        raw_type = ctx.payload.get("agent_type")
+        agent_type = (g.name(raw_type) or "") if isinstance(raw_type, str) else None
         spawn = g.unlinked(ctx.session, agent_type)
         if spawn is None:
             if agent_type:  # a real agent whose start we never saw: it shows, and ends

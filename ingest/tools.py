@@ -32,7 +32,7 @@ def tool_use(g: Graph, ctx: Ctx, caller: Agent, tool: str) -> list[Event]:
         g.open_calls[tool_use_id] = OpenCall(ctx.session, caller.agent_id, tool, ctx.ts, call_key(tool_input))
     out: list[Event] = []
     if tool == "Skill":
-        skill = name(tool_input.get("skill")) or name(tool_input.get("command"))
+        skill = g.name(tool_input.get("skill")) or g.name(tool_input.get("command"))
         out.append(
             g.event("skill_use", ctx.ts, ctx.session, caller.agent_id, tool=tool, tool_use_id=tool_use_id, skill=skill)
         )

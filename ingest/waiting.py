@@ -13,7 +13,7 @@ import re
 
 from contract import MAIN_AGENT
 
-from .agent import Agent, call_key, name
+from .agent import Agent, call_key
 from .graph import Ctx, Event, Graph
 
 PERMISSION_RE = re.compile(r"permission to use (\S+)")
@@ -56,7 +56,7 @@ def after_call(g: Graph, agent: Agent, tool_use_id: str | None, tool: str, ts: i
 
 def permission_request(g: Graph, ctx: Ctx, asker: Agent | None) -> list[Event]:
     """The dialog's agent: its agent_id, else the agent whose open call has that tool and input."""
-    tool = name(ctx.payload.get("tool_name"))
+    tool = g.name(ctx.payload.get("tool_name"))
     key = call_key(ctx.payload.get("tool_input"))
     calls = [
         (v.ts, v.key == key, call_id, str(v.agent_id))
@@ -73,7 +73,7 @@ def permission_request(g: Graph, ctx: Ctx, asker: Agent | None) -> list[Event]:
 
 
 def notification(g: Graph, ctx: Ctx, sender: Agent | None) -> list[Event]:
-    kind = name(ctx.payload.get("notification_type")) or "notification"
+    kind = g.name(ctx.payload.get("notification_type")) or "notification"
     message = g.text(ctx.payload.get("message"))
     agent = sender
     if kind == "idle_prompt":

@@ -227,8 +227,8 @@ def test_normalizer_publishes_no_planted_secret(session: tuple[list[dict[str, An
         assert any(REDACTED in s for s in strings)
 
 
-# ---- known leaks: fields the normalizer caps but does not scrub (ingest/*.py beyond redact.py).
-# Strict: once a field is scrubbed its case passes, fails as XPASS, and the mark should go.
+# ---- fields beyond the texts: identifiers (types, models, tools, skills, errors) and the checkpoint's open
+# calls, which once kept the raw start of each command in Redis.
 
 SECRET = "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"
 AGENT = {"description": "d", "prompt": "p", "subagent_type": "Explore"}
@@ -238,7 +238,7 @@ def _call(tool: str, **tool_input: Any) -> list[dict[str, Any]]:
     return [{"hook_event_name": "PreToolUse", "tool_name": tool, "tool_use_id": "t1", "tool_input": tool_input}]
 
 
-LEAKS = {
+IDENTIFIERS = {
     "open call key in the checkpoint (Bash command)": _call(
         "Bash", command=f"curl -H 'Authorization: Bearer {SECRET}'"
     ),
@@ -249,14 +249,32 @@ LEAKS = {
     "Skill command": _call("Skill", command=f"/deploy {SECRET}"),
     "Agent subagent_type": _call("Agent", **{**AGENT, "subagent_type": SECRET}),
     "Agent model": _call("Agent", **AGENT, model=SECRET),
+    "tool name": _call(f"mcp__{SECRET}"),
+    "project (cwd)": [{"hook_event_name": "SessionStart", "cwd": f"/home/dev/{SECRET}", "model": f"x-{SECRET}"}],
+    "notification type and compaction trigger": [
+        {"hook_event_name": "Notification", "notification_type": SECRET, "message": "m"},
+        {"hook_event_name": "PreCompact", "trigger": SECRET},
+    ],
 }
 
 
-@pytest.mark.xfail(strict=True, reason="ingest caps these fields but does not redact them")
-@pytest.mark.parametrize("payloads", list(LEAKS.values()), ids=list(LEAKS))
-def test_known_leak(payloads: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize("payloads", list(IDENTIFIERS.values()), ids=list(IDENTIFIERS))
+def test_identifiers_and_the_checkpoint_are_redacted_too(payloads: list[dict[str, Any]]) -> None:
     norm = Normalizer(source="t", pricing=Pricing.load(), redact=Redactor())
     for i, payload in enumerate(payloads):
         events = norm.feed({"session_id": "s1", **payload}, NOW + i)
         sets, _, _ = norm.take_changes()
         assert SECRET not in json.dumps([events, sets, norm.state()])
+        assert SECRET[:12] not in json.dumps([events, sets, norm.state()])
+
+
+def test_a_secret_cut_in_half_by_the_read_limit_is_never_published() -> None:
+    # A long secret shrinks to "[redacted]", which pulls what follows into the published 200 characters: a
+    # token cut by the 800-character read limit (too short to be recognised) must not come along.
+    block = "-----BEGIN RSA PRIVATE KEY-----\n" + "A" * 700 + "\n-----END RSA PRIVATE KEY-----"
+    block += " " * (794 - len(block))
+    description = block + " " + SECRET  # the token starts at 795: the first 5 characters are read
+    norm = Normalizer(source="t", pricing=Pricing.load(), redact=Redactor())
+    events = norm.feed({"session_id": "s1", **_call("Agent", **{**AGENT, "description": description})[0]}, NOW)
+    published = json.dumps([events, norm.take_changes()[0]])
+    assert REDACTED in published and SECRET[:5] not in published
