@@ -210,6 +210,8 @@ def test_docker_compose_commands_exist_and_start(redis_server: RedisServer, tmp_
     """No Docker engine here: run each service's command as compose would, against our Redis."""
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
+    # The events file is private to its owner (0600 in a 0700 folder): ingest must run as that user.
+    assert services["ingest"]["user"] == "${AGENTWATCH_UID:-1000}:${AGENTWATCH_GID:-1000}"
     assert set(services) == {"redis", "ingest", "relay"}
     assert services["relay"]["ports"] == ["127.0.0.1:8201:8201"]
     assert any(v.endswith(":/events:ro") for v in services["ingest"]["volumes"])
