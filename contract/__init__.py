@@ -61,6 +61,9 @@ HOOK_EVENTS = (
 # Fields of the meta hash.
 META_SEQ = "seq"  # last seq handed out; INCR'd only inside ingest's commit script
 META_EPOCH = "epoch"  # random id set once; a new one means Redis lost its state and old seqs mean nothing
+# The master_replid of the Redis the last commit ran on. Redis makes a new one when a replica is promoted or
+# a master restarts: acknowledged writes may be gone and seqs may repeat, so the commit starts a new epoch.
+META_REPLID = "replid"
 # The one field of each stream entry; the entry id is "<seq>-0" so XRANGE can address seqs directly.
 LOG_FIELD = "envelope"
 

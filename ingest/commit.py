@@ -13,7 +13,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
+from contract import LOG_FIELD, META_EPOCH, META_REPLID, META_SEQ, Keys
 
 # KEYS: meta, alive, log, channel, checkpoint, stats
 # ARGV: expected pos token, epoch candidate, stream cap, then counted groups:
@@ -32,6 +32,31 @@ if not epoch then
   fresh = 1
   redis.call('DEL', KEYS[3])
   redis.call('HSET', KEYS[1], '{META_EPOCH}', epoch, '{META_SEQ}', 0)
+end
+-- Failover or restart (a new master_replid): what viewers were sent may be gone and its seqs reused, so a
+-- new epoch resets them all once, instead of a rollback hiding inside the old epoch. INFO may be denied by
+-- an ACL (then this check is off).
+local info = redis.pcall('INFO', 'replication')
+if type(info) == 'string' then
+  local replid = string.match(info, 'master_replid:(%w+)')
+  if replid then
+    local known = redis.call('HGET', KEYS[1], '{META_REPLID}')
+    if known and known ~= replid and fresh == 0 then
+      epoch = ARGV[2]
+      fresh = 2
+      redis.call('HSET', KEYS[1], '{META_EPOCH}', epoch)
+    end
+    if known ~= replid then redis.call('HSET', KEYS[1], '{META_REPLID}', replid) end
+  end
+end
+-- The log ahead of seq: seq went back without the log (a partial restore, a hand edit). New entries would
+-- collide with old ones (XADD refuses ids at or below the top): a new epoch and a new log, before any write.
+local top = redis.call('XREVRANGE', KEYS[3], '+', '-', 'COUNT', 1)[1]
+if top and tonumber(string.match(top[1], '^(%d+)')) > tonumber(redis.call('HGET', KEYS[1], '{META_SEQ}') or '0') then
+  epoch = ARGV[2]
+  fresh = 3
+  redis.call('DEL', KEYS[3])
+  redis.call('HSET', KEYS[1], '{META_EPOCH}', epoch)
 end
 local i = 4
 local function group(width, fn)

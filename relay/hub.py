@@ -103,6 +103,7 @@ class Hub:
             "bad_messages": 0,
             "reconnects": 0,
             "shares_refused": 0,
+            "rollbacks": 0,  # seq went back within an epoch (failover, restore): every viewer resynced
         }
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
         self._replay = redis.register_script(REPLAY_LUA)
@@ -211,6 +212,19 @@ class Hub:
             if self.epoch is not None:
                 self._reset_all()
             self.epoch, self.last_seq = epoch, seq
+            return
+        if seq < self.last_seq:
+            # Same epoch, fewer seqs: a failover to a lagging replica or a restore lost writes viewers were
+            # sent, and the next commits would reuse their seqs. Never a silent gap: everyone resyncs.
+            log.warning(
+                "Redis seq went back from %d to %d in epoch %s (failover or restore); every viewer resyncs",
+                self.last_seq,
+                seq,
+                epoch,
+            )
+            self.stats["rollbacks"] += 1
+            self._reset_all()
+            self.last_seq = seq
             return
         target = seq if upto is None else min(seq, upto - 1)
         if target <= self.last_seq:

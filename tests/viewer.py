@@ -50,6 +50,10 @@ class ViewerModel:
         kind = data["type"]
         if kind in ("session_start", "agent_spawn"):
             self.alive[key] = data
+        elif kind == "agent_update":
+            previous = data.get("previous_id")
+            old = self.alive.pop(f"{data['session_id']}/{previous}", None) if previous is not None else None
+            self.alive[key] = {**(old or self.alive.get(key) or {}), **data}  # a re-key: the same agent goes on
         elif kind == "agent_done":
             self.alive.pop(key, None)
         elif kind == "session_end":

@@ -83,6 +83,8 @@ export class GraphModel {
       // A ping carries the last seq sent: if we are behind, a frame was lost on the way.
       if (this.seq === null) return { ignored: "ping before snapshot", effects: [] };
       if (msg.epoch !== this.epoch) return this._resync("epoch");
+      // Behind what we applied, in the same epoch: Redis rolled back (failover, restore); start over.
+      if (msg.seq < this.seq) return this._resync("rollback");
       if (msg.seq > this.seq) {
         if (!this.filtered) return this._resync("gap");
         this.seq = msg.seq; // the events up to it were for other sessions

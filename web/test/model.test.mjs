@@ -864,3 +864,12 @@ group("a stand-in merged into another node", () => {
     assert.equal(model.stats.spawned, spawned - 1);
   });
 });
+
+group("rollback", () => {
+  test("a ping behind the applied seq in the same epoch asks for a resync", () => {
+    const { model, send } = started(10);
+    send({ type: "tool_use", tool: "Read" });
+    const result = model.receive({ type: "ping", seq: 5, epoch: EPOCH }, T0);
+    assert.equal(result.resync, "rollback");
+  });
+});
