@@ -23,6 +23,7 @@ from redis.asyncio import Redis
 import ingest.__main__ as ingest_cli
 import relay.__main__ as relay_cli
 from contract import OneLineParser, SettingsError, add_connection_arguments, check_connection, safe_url, setup_logging
+from contract.connect import redis_client
 from ingest import Settings as IngestSettings
 from ingest import run as run_ingest
 from ingest.main import IngestError, check_redis
@@ -85,8 +86,8 @@ def stop_on_signals(stop: asyncio.Event, on_stop: Any) -> Iterator[None]:
 async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, with_demo: bool) -> None:
     sock = relay_cli.bind_socket(relay_settings)
     if ingest_settings.redis_url:
-        ingest_redis: Redis = Redis.from_url(ingest_settings.redis_url, socket_connect_timeout=5)
-        relay_redis: Redis = Redis.from_url(ingest_settings.redis_url, socket_connect_timeout=5)
+        ingest_redis: Redis = redis_client(ingest_settings.redis_url, socket_connect_timeout=5)
+        relay_redis: Redis = redis_client(ingest_settings.redis_url, socket_connect_timeout=5)
         where = f"Redis {safe_url(ingest_settings.redis_url)}"
         await check_redis(ingest_redis, ingest_settings.redis_url, wait_s=5.0)
     else:

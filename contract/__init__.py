@@ -255,14 +255,21 @@ def check_connection(redis_url: str | None, prefix: str) -> None:
         raise SettingsError(f"--prefix has value {prefix!r}: {problem}")
 
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
 PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
 
 
 def redis_url_problem(url: str) -> str | None:
     """Why a Redis URL cannot work, in words for a one-line error; None when it looks usable."""
     if not url.startswith(REDIS_SCHEMES):
-        return "expected redis://host:port/db, rediss:// (TLS) or unix:///path"
+        return (
+            "expected redis://host:port/db, rediss:// (TLS), unix:///path "
+            "or redis+sentinel://host:port[,host:port...]/service[/db]"
+        )
+    if url.startswith(REDIS_SCHEMES[3:]):
+        from .connect import sentinel_url_problem
+
+        return sentinel_url_problem(url)
     from urllib.parse import urlsplit
 
     try:
@@ -289,11 +296,14 @@ def safe_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return "<unparseable redis url>"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+    if parts.password is not None:
+        netloc = parts.netloc.rsplit("@", 1)[1]
+        url = urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{netloc}"))
+    if "password" in parts.query.lower():  # ?password= (unix://), ?sentinel_password= (redis+sentinel://)
+        head, _, query = url.partition("?")
+        pairs = (pair.partition("=") for pair in query.split("&"))
+        url = head + "?" + "&".join(f"{k}=***" if "password" in k.lower() else k + eq + v for k, eq, v in pairs)
+    return url
 
 
 class OneLineParser(argparse.ArgumentParser):

@@ -8,8 +8,6 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from redis.asyncio import Redis
-
 from contract import (
     DEFAULT_REDIS_URL,
     OneLineParser,
@@ -18,6 +16,7 @@ from contract import (
     safe_url,
     setup_logging,
 )
+from contract.connect import redis_client
 
 from .main import IngestError, check_redis, run
 from .pricing import PricingError
@@ -41,7 +40,7 @@ async def serve(settings: Settings) -> None:
     # SIGTERM (docker stop) and SIGINT (Ctrl+C) only ask to stop: the current batch is committed first.
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    redis = Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
+    redis = redis_client(settings.redis_url, socket_timeout=10, socket_connect_timeout=5, health_check_interval=15)
     try:
         await check_redis(redis, settings.redis_url, wait_s=5.0)
         logging.getLogger("ingest").info(

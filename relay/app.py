@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TypedDict
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -22,6 +22,7 @@ from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from contract import Keys
+from contract.connect import redis_client
 
 from .hosts import HostCheck, origin_allowed, served_hosts
 from .hub import Hub, Viewer
@@ -99,8 +100,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
 def _client(url: str) -> Redis:
     # Hundreds of viewers may connect at once, each taking a snapshot: they wait for one of a bounded set of
     # connections instead of failing with "Too many connections".
-    pool = BlockingConnectionPool.from_url(url, max_connections=32, timeout=20, socket_connect_timeout=5)
-    return Redis(connection_pool=pool)
+    return redis_client(url, max_connections=32, wait_s=20, socket_connect_timeout=5)
 
 
 async def page(request: Request) -> Response:
