@@ -1,7 +1,8 @@
 """One atomic Redis call per batch: events, alive set, seq, stream, publish and checkpoint move together.
 
-The checkpoint is compared-and-set on the previous position, so a crash leaves all or nothing applied
-and a second ingest on the same file cannot publish the same lines again. No file IO here.
+The checkpoint is compared-and-set on the previous position, so a crash leaves all or nothing applied, and
+the source's lease is checked in the same call (fencing), so a writer that lost its lease publishes nothing.
+No file IO here.
 """
 
 from __future__ import annotations
@@ -15,15 +16,15 @@ from redis.exceptions import ResponseError
 
 from contract import LOG_FIELD, META_EPOCH, META_REPLID, META_SEQ, Keys
 
-# KEYS: meta, alive, log, channel, checkpoint, stats
-# ARGV: expected pos token, epoch candidate, stream cap, then counted groups:
-#   checkpoint pairs, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
-COMMIT_LUA = f"""
-local unpack = unpack or table.unpack
-local cur = redis.call('HGET', KEYS[5], 'pos') or ''
-if cur ~= ARGV[1] then
-  return redis.error_reply('STALE ' .. cur)
-end
+# Redis' clock in ms: leases and commit times never depend on a machine's clock.
+NOW_LUA = """
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+"""
+
+# Shared by every script that publishes (the commit, the reaper): KEYS[1] meta, KEYS[3] log, ARGV[2] a fresh
+# epoch candidate. Sets `epoch` (the one to publish under) and `fresh` (why it is new, 0 when it is not).
+EPOCH_CHECKS_LUA = f"""
 local epoch = redis.call('HGET', KEYS[1], '{META_EPOCH}')
 local fresh = 0
 if not epoch then
@@ -58,7 +59,40 @@ if top and tonumber(string.match(top[1], '^(%d+)')) > tonumber(redis.call('HGET'
   redis.call('DEL', KEYS[3])
   redis.call('HSET', KEYS[1], '{META_EPOCH}', epoch)
 end
-local i = 4
+"""
+
+# Appends the events ARGV[i .. i+n-1] (JSON data) under `epoch`: seq, log (KEYS[3], capped at ARGV[3]) and
+# the channel (KEYS[4]), in the envelope format envelope_prefix() describes.
+PUBLISH_LUA = f"""
+local seq = redis.call('HINCRBY', KEYS[1], '{META_SEQ}', n) - n
+local head = '{{"type":"event","seq":'
+local mid = ',"epoch":"' .. epoch .. '","data":'
+for j = 0, n - 1 do
+  seq = seq + 1
+  local env = head .. seq .. mid .. events[i + j] .. '}}'
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', '{LOG_FIELD}', env)
+  redis.call('PUBLISH', KEYS[4], env)
+end
+"""
+
+# KEYS: meta, alive, log, channel, checkpoint, stats
+# ARGV: expected pos token, epoch candidate, stream cap, lease owner, lease gen, then counted groups:
+#   checkpoint pairs, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
+# The lease is the fencing token: a writer whose lease was taken over or reaped (or that holds none while
+# someone does) is refused before anything is written.
+COMMIT_LUA = f"""
+local unpack = unpack or table.unpack
+local lease = redis.call('HMGET', KEYS[5], 'owner', 'gen')
+if (lease[1] or '') ~= ARGV[4] or (ARGV[4] ~= '' and lease[2] ~= ARGV[5]) then
+  return redis.error_reply('FENCED ' .. (lease[1] or ''))
+end
+local cur = redis.call('HGET', KEYS[5], 'pos') or ''
+if cur ~= ARGV[1] then
+  return redis.error_reply('STALE ' .. cur)
+end
+{NOW_LUA}
+{EPOCH_CHECKS_LUA}
+local i = 6
 local function group(width, fn)
   local n = tonumber(ARGV[i])
   i = i + 1
@@ -71,6 +105,7 @@ local function group(width, fn)
   i = i + n * width
 end
 group(2, function(c) redis.call('HSET', KEYS[5], unpack(c)) end)
+redis.call('HSET', KEYS[5], 'committed', now)
 group(2, function(c) redis.call('HSET', KEYS[2], unpack(c)) end)
 group(1, function(c) redis.call('HDEL', KEYS[2], unpack(c)) end)
 group(2, function(c)
@@ -78,15 +113,8 @@ group(2, function(c)
 end)
 local n = tonumber(ARGV[i])
 i = i + 1
-local seq = redis.call('HINCRBY', KEYS[1], '{META_SEQ}', n) - n
-local head = '{{"type":"event","seq":'
-local mid = ',"epoch":"' .. epoch .. '","data":'
-for j = 0, n - 1 do
-  seq = seq + 1
-  local env = head .. seq .. mid .. ARGV[i + j] .. '}}'
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', '{LOG_FIELD}', env)
-  redis.call('PUBLISH', KEYS[4], env)
-end
+local events = ARGV
+{PUBLISH_LUA}
 return {{seq, epoch, fresh}}
 """
 
@@ -109,6 +137,14 @@ class Stale(Exception):
         self.current = current
 
 
+class Fenced(Exception):
+    """The source's lease is not ours (any more): nothing was written."""
+
+    def __init__(self, owner: str) -> None:
+        super().__init__(f"the lease belongs to {owner or 'nobody'}")
+        self.owner = owner
+
+
 @dataclass(frozen=True)
 class Committed:
     seq: int
@@ -122,6 +158,7 @@ class Committer:
         self.keys = keys
         self.source = source
         self.stream_cap = stream_cap
+        self.lease = ("", "")  # (owner, gen) of the lease this writer holds; ("", "") commits only unleased
         self._script = redis.register_script(COMMIT_LUA)
         self._epoch = redis.register_script(EPOCH_LUA)
 
@@ -146,7 +183,7 @@ class Committer:
         alive_del: Sequence[str],
         stats: Mapping[str, int],
     ) -> Committed:
-        args: list[Any] = [expected, epoch_candidate, self.stream_cap]
+        args: list[Any] = [expected, epoch_candidate, self.stream_cap, *self.lease]
         args.append(len(checkpoint))
         for k, v in checkpoint.items():
             args += (k, v)
@@ -168,6 +205,8 @@ class Committer:
             message = str(exc)
             if message.startswith("STALE"):
                 raise Stale(message[6:].strip()) from None
+            if message.startswith("FENCED"):
+                raise Fenced(message[7:].strip()) from None
             raise
         return Committed(int(seq), _text(epoch), bool(fresh))
 

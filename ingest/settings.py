@@ -5,15 +5,27 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
+import socket
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from contract import DEFAULT_PREFIX, SettingsError, float_setting, int_setting
 
-__all__ = ("DEFAULT_EVENTS_FILE", "Settings", "SettingsError", "add_arguments", "from_args")
+__all__ = ("DEFAULT_EVENTS_FILE", "Settings", "SettingsError", "add_arguments", "default_host", "from_args")
 
 DEFAULT_EVENTS_FILE = "~/.claude/agentwatch/events.jsonl"  # the hook's default too
+# Source and host names go into Redis key names and the lease owner "host:pid:nonce": no ':' in a host, and
+# nothing that could read as a glob or a cluster hash tag ({}) anywhere.
+_NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
+SOURCE_CHARS = re.compile(r"[A-Za-z0-9_.:-]{1,200}")
+
+
+def default_host(env: Mapping[str, str] = os.environ) -> str:
+    """The machine's name: AGENTWATCH_HOST (a container passes the host's own name in), else gethostname()."""
+    name = _NOT_NAME.sub("-", env.get("AGENTWATCH_HOST") or socket.gethostname()).strip("-.")
+    return name[:64] or "unknown-host"
 
 
 @dataclass(frozen=True)
@@ -22,7 +34,9 @@ class Settings:
     redis_url: str | None = None  # None: only meaningful for `agentwatch up` (embedded Redis)
     prefix: str = DEFAULT_PREFIX
     start_at: str = "end"  # where a first run (no checkpoint) starts: "end" is live, "start" reads history
-    source: str = ""  # checkpoint name; derived from the file path when empty
+    source: str = ""  # checkpoint name; derived from the host and the file path when empty
+    host: str = ""  # this machine's name; default_host() when empty
+    lease_ttl_s: float = 30.0  # a source whose owner has not renewed for this long is ended (its agents lost)
     stream_cap: int = 10_000
     max_line_bytes: int = 1 << 20
     batch_lines: int = 2000
@@ -34,11 +48,17 @@ class Settings:
     publish_details: bool = False  # opt-in: prompts and a short summary of each tool input, redacted
 
     @property
+    def host_name(self) -> str:
+        return self.host or default_host()
+
+    @property
     def source_name(self) -> str:
+        """`<host>:<file name>-<hash of host and path>`: the same path on two machines is two sources."""
         if self.source:
             return self.source
-        digest = hashlib.sha256(str(self.events_file).encode()).hexdigest()[:12]
-        return f"{self.events_file.name}-{digest}"
+        host = self.host_name
+        digest = hashlib.sha256(f"{host}\n{self.events_file}".encode()).hexdigest()[:12]
+        return f"{host}:{_NOT_NAME.sub('-', self.events_file.name)[:64]}-{digest}"
 
 
 def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.environ) -> None:
@@ -54,7 +74,16 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
         default=env.get("AGENTWATCH_FROM", "end"),
         help="first run without a checkpoint: 'end' follows new lines only, 'start' reads the history too",
     )
-    group.add_argument("--source", default=env.get("AGENTWATCH_SOURCE", ""), help="checkpoint name for this file")
+    group.add_argument(
+        "--source",
+        default=env.get("AGENTWATCH_SOURCE", ""),
+        help="name of this file's checkpoint and lease (AGENTWATCH_SOURCE; default <host>:<file name>-<hash>)",
+    )
+    group.add_argument(
+        "--lease-ttl",
+        default=env.get("AGENTWATCH_LEASE_TTL", "30"),
+        help="seconds a lease lives without renewal (every third of it); after it the source's agents end as lost",
+    )
     group.add_argument(
         "--stream-cap", default=env.get("AGENTWATCH_STREAM_CAP", "10000"), help="entries kept in the log stream"
     )
@@ -89,6 +118,8 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
     events_file = Path(os.path.expanduser(ns.events_file))
     if not ns.events_file or events_file.is_dir():
         raise SettingsError(f"--events-file has value {ns.events_file!r}: expected a file path, not a directory")
+    if ns.source and not SOURCE_CHARS.fullmatch(ns.source):
+        raise SettingsError(f"--source has value {ns.source!r}: expected 1 to 200 letters, digits, '_', '-', '.', ':'")
     pricing = Path(os.path.expanduser(ns.pricing)) if ns.pricing else None
     return Settings(
         events_file=events_file.absolute(),
@@ -96,6 +127,8 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         prefix=prefix,
         start_at=ns.start_at,
         source=ns.source,
+        host=default_host(),
+        lease_ttl_s=float_setting("--lease-ttl", ns.lease_ttl, 1.0),
         stream_cap=int_setting("--stream-cap", ns.stream_cap, 100),
         max_line_bytes=int_setting("--max-line-bytes", ns.max_line_bytes, 1024),
         idle_timeout_s=float_setting("--idle-timeout", ns.idle_timeout, 1.0),
