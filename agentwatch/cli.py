@@ -5,6 +5,7 @@ agentwatch ingest        the ingest alone, against a real Redis (same as python 
 agentwatch relay         the relay alone, against a real Redis (same as python -m relay)
 agentwatch hooks ...     install, uninstall or print the Claude Code hook entries
 agentwatch share --session ID [--ttl 1h]   print a read-only link to one session (signed with AGENTWATCH_TOKEN)
+agentwatch status [--json]   every ingest source: its host, lease, last commit and lag
 """
 
 from __future__ import annotations
@@ -153,11 +154,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import share
 
         return share.main(rest)
+    if command == "status":
+        from . import status
+
+        return status.main(rest)
     if command in ("", "-h", "--help"):
         print(USAGE.strip(), file=sys.stdout if command else sys.stderr)
         return 0 if command else 2
     if command != "up":
-        print(f"agentwatch: unknown command {command!r}; expected up, ingest, relay, hooks or share", file=sys.stderr)
+        expected = "up, ingest, relay, hooks, share or status"
+        print(f"agentwatch: unknown command {command!r}; expected {expected}", file=sys.stderr)
         return 2
     setup_logging()
     try:

@@ -21,7 +21,7 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from contract import Keys
+from contract import Keys, read_sources
 from contract.connect import redis_client
 
 from .hosts import HostCheck, origin_allowed, served_hosts
@@ -152,8 +152,19 @@ async def stats(request: Request) -> Response:
             "seq": hub.last_seq,
             "epoch": hub.epoch,
             "tasks": len(asyncio.all_tasks()),
+            "sources": await _sources(request.state.redis, hub.keys),
         }
     )
+
+
+async def _sources(redis: Redis, keys: Keys) -> list[dict[str, object]] | None:
+    """Each ingest source's host, lease, last commit and lag (as `agentwatch status --json`); None: Redis failed."""
+    try:
+        async with asyncio.timeout(1.0):
+            return await read_sources(redis, keys)
+    except Exception as exc:  # /stats still answers with what the relay itself knows
+        log.warning("/stats could not read the sources: %s", type(exc).__name__)
+        return None
 
 
 def token_presented(ws: WebSocket) -> str:
