@@ -102,7 +102,7 @@ if expires > now then
 end
 {EPOCH_CHECKS_LUA}
 local records = redis.call('HGETALL', KEYS[2])
-local needle = '"source":"' .. ARGV[1] .. '"'
+local needle = '"' .. ARGV[1] .. '"'  -- a cheap filter before decoding: the source as a JSON string
 local fields, events, mains = {{}}, {{}}, {{}}
 for j = 1, #records, 2 do
   local value = records[j + 1]
