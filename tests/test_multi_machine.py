@@ -136,3 +136,65 @@ def test_two_machines_reading_the_same_path(redis_server: RedisServer, prefix: s
             if proc.proc.poll() is None:
                 os.kill(pid, signal.SIGTERM)  # the ingest itself: unshare only waits for it
             proc.stop()
+
+
+def in_a_container(events_file: Path, redis: RedisServer, prefix: str, ttl: str) -> tuple[Proc, int]:
+    """An ingest in its own pid namespace, with the host's name passed in (AGENTWATCH_HOST), as compose runs it."""
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise RuntimeError("unshare is not installed: apt-get install util-linux (make test installs it)")
+    userns = [] if os.geteuid() == 0 else ["--user", "--map-root-user"]
+    ingest = [PYTHON, "-m", "ingest", "--redis-url", redis.url, "--events-file", str(events_file), "--prefix", prefix]
+    args = [unshare, "--pid", "--fork", "--mount-proc", "--kill-child", *userns, *ingest, "--lease-ttl", ttl]
+    proc = Proc(args, env={"AGENTWATCH_HOST": "box"})
+    proc.wait_line("holding the lease")
+    after = next(i for i, line in enumerate(proc.lines) if "holding the lease" in line)
+    proc.wait_line(str(events_file), start=after + 1)
+    children = Path(f"/proc/{proc.proc.pid}/task/{proc.proc.pid}/children").read_text().split()
+    return proc, int(children[0])  # the ingest's pid out here (in there it is 1)
+
+
+@reliability(
+    "Team scale",
+    "a restarted container",
+    injected="ingest in its own pid namespace (a container, the host's name passed in) alive, then killed (-9); "
+    "each time an ingest started on the same file and host name (--lease-ttl 9)",
+    checked="a holder whose pid cannot be checked from here is watched for half the TTL: while it renews, the "
+    "newcomer refuses (one line, exit 2); once it is gone, the newcomer takes the lease over and ends nothing",
+)
+def test_a_restarted_container_takes_over_only_a_dead_holder(
+    redis_server: RedisServer, prefix: str, events_file: Path
+) -> None:
+    events_file.parent.mkdir(parents=True)
+    events_file.write_bytes(b"")
+    ttl = "9"
+    old, old_pid = in_a_container(events_file, redis_server, prefix, ttl)
+    new: Proc | None = None
+    try:
+        append_json(events_file, tool_calls("s1", "a1", ["t1"]))
+        wait_for(lambda: alive_keys(redis_server, prefix) == {"s1/main", "s1/a1"}, what="agents")
+        args = [PYTHON, "-m", "ingest", "--redis-url", redis_server.url, "--events-file", str(events_file)]
+        refused = subprocess.run(
+            [*args, "--prefix", prefix, "--lease-ttl", ttl],
+            capture_output=True,
+            text=True,
+            cwd=ROOT,
+            timeout=30,
+            env={**os.environ, "AGENTWATCH_HOST": "box"},
+        )
+        assert refused.returncode == 2 and "taking over unless it renews" in refused.stderr
+        assert "is held by box:1:" in refused.stderr.strip().splitlines()[-1]
+        os.kill(old_pid, signal.SIGKILL)
+        old.stop()
+        new = Proc([*args, "--prefix", prefix, "--lease-ttl", ttl], env={"AGENTWATCH_HOST": "box"})
+        new.wait_line("holding the lease", timeout=15)
+        append_json(events_file, tool_calls("s1", "a1", ["t2"]))
+        wait_for(lambda: tool_ids(redis_server, prefix)["t2"] == 1, what="t2")
+        assert not [d for d in log_data(redis_server, prefix) if d["type"] in ("agent_done", "session_end")]
+        assert alive_keys(redis_server, prefix) == {"s1/main", "s1/a1"}
+    finally:
+        if old.proc.poll() is None:
+            os.kill(old_pid, signal.SIGTERM)
+        old.stop()
+        if new is not None:
+            assert new.stop() == 0
