@@ -146,6 +146,8 @@ class Ingest:
                 return True
             if (takeover is not None and holder.owner == takeover.owner) or not await self._gone(holder):
                 break
+            if self.stop.is_set():
+                return False
             takeover = holder
         raise LeaseError(
             f"source {self.source} is held by {holder.owner} on host {holder.host} (lease expires in "
@@ -200,8 +202,9 @@ class Ingest:
             try:
                 if loop.time() >= next_renew:
                     next_renew = loop.time() + interval
+                    gen = self.lease.gen
                     owner = await self.lease.renew(self._file_size())
-                    if owner is not None and self.lease_lost is None:
+                    if owner is not None and self.lease_lost is None and gen == self.lease.gen:
                         self.lease_lost = owner  # the main loop takes it from here, between two batches
                 wait = await self._reap()
                 failing = False
@@ -411,7 +414,7 @@ class Ingest:
                 return True
             except Fenced as fenced:
                 # Nothing was written. Our lease is gone: start over from the checkpoint under a new one, or stop.
-                if await self._reclaim(fenced.owner):
+                if await self._reclaim(fenced.owner) or self.stop.is_set():
                     return False
                 continue
             except Stale as stale:

@@ -163,8 +163,13 @@ async def _sources(redis: Redis, keys: Keys) -> list[dict[str, object]] | None:
         async with asyncio.timeout(1.0):
             return await read_sources(redis, keys)
     except Exception as exc:  # /stats still answers with what the relay itself knows
-        log.warning("/stats could not read the sources: %s", type(exc).__name__)
+        if type(exc).__name__ not in _SOURCES_FAILURES:  # once per kind: monitors poll /stats
+            _SOURCES_FAILURES.add(type(exc).__name__)
+            log.warning("/stats could not read the sources (%s: %s); it shows sources: null", type(exc).__name__, exc)
         return None
+
+
+_SOURCES_FAILURES: set[str] = set()
 
 
 def token_presented(ws: WebSocket) -> str:

@@ -350,3 +350,40 @@ def test_restart_keeps_agents_unless_the_lease_expired(
         wait_for(lambda: alive_keys(redis_server, prefix) == {"s1/main", "s1/a3"}, what="reads on")
     finally:
         proc.stop()
+
+
+def agentwatch_status(server: RedisServer | str, prefix: str, *flags: str, host: str = "host-a") -> Any:
+    url = server if isinstance(server, str) else server.url
+    return subprocess.run(
+        [PYTHON, "-m", "agentwatch", "status", "--redis-url", url, "--prefix", prefix, *flags],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=30,
+        env={**os.environ, "AGENTWATCH_HOST": host},
+    )
+
+
+def test_status_shows_each_source_with_its_lease_and_lag(
+    redis_server: RedisServer, prefix: str, events_file: Path
+) -> None:
+    empty = agentwatch_status(redis_server, prefix)
+    assert empty.returncode == 0 and empty.stdout.startswith("no sources")
+    events_file.parent.mkdir(parents=True)
+    events_file.write_bytes(b"")
+    proc = ingest(redis_server, events_file, prefix)
+    append_json(events_file, tool_calls("s1", "a1", ["t1"]))
+    wait_for(lambda: tool_ids(redis_server, prefix)["t1"] == 1, what="t1")
+    table = agentwatch_status(redis_server, prefix).stdout.splitlines()
+    assert table[0].split() == ["SOURCE", "HOST", "LEASE", "LAST", "COMMIT", "LAG"] and len(table) == 2
+    assert "host-a" in table[1] and "held by host-a:" in table[1] and table[1].endswith("0 bytes")
+    assert proc.stop() == 0
+    append_json(events_file, [{"session_id": "s1", "hook_event_name": "Stop"}])
+    [row] = json.loads(agentwatch_status(redis_server, prefix, "--json").stdout)
+    assert row["lease"] == "released" and row["lag_bytes"] == len(b'{"session_id": "s1", "hook_event_name": "Stop"}\n')
+    [row] = json.loads(agentwatch_status(redis_server, prefix, "--json", host="elsewhere").stdout)
+    assert row["lag_bytes"] is None  # not this machine's file, and nobody holds the lease to report it
+    down = agentwatch_status("redis://127.0.0.1:1/0", prefix)
+    assert down.returncode == 1 and len(down.stderr.strip().splitlines()) == 1 and "cannot read Redis" in down.stderr
+    bad = agentwatch_status("http://x", prefix)
+    assert bad.returncode == 2 and "--redis-url has value 'http://x'" in bad.stderr
