@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from contract import Keys
+from ingest.settings import Settings
 from tests.stack import PYTHON, ROOT, RedisServer, play_fixture, start_ingest, wait_for
 
 reliability = pytest.mark.reliability
@@ -58,17 +59,13 @@ def test_fixture_through_the_hook_into_redis(redis_server: RedisServer, prefix: 
         assert redis_server.cli("HLEN", keys.alive).strip() == "0"  # SessionEnd ended everyone
         stats = dict(zip(*[iter(redis_server.cli("HGETALL", keys.stats).split())] * 2, strict=True))
         assert stats["lines"] == "44" and stats["events"] == "48" and stats["rejected"] == "0"
-        ckpt = redis_server.cli("HGET", keys.checkpoint(f"events.jsonl-{_digest(events_file)}"), "off").strip()
+        # The source is named by this host and the file, the same here as in the ingest it started.
+        source = Settings(events_file=events_file).source_name
+        ckpt = redis_server.cli("HGET", keys.checkpoint(source), "off").strip()
         assert int(ckpt) == events_file.stat().st_size
     finally:
         assert ingest.stop() == 0  # SIGTERM: finish the batch, exit 0
     assert "ingest stopped" in ingest.output
-
-
-def _digest(path: Path) -> str:
-    import hashlib
-
-    return hashlib.sha256(str(path).encode()).hexdigest()[:12]
 
 
 def test_kill_9_mid_stream_then_restart_publishes_every_line_once(
