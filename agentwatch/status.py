@@ -31,7 +31,7 @@ async def sources(redis_url: str, prefix: str) -> list[dict[str, Any]]:
     """The relay's /stats `sources`, with the lag measured on the file itself where it is on this machine."""
     redis = redis_client(redis_url, socket_connect_timeout=5, socket_timeout=10)
     try:
-        keys = Keys(prefix)
+        keys = Keys.for_url(prefix, redis_url)
         rows = await read_sources(redis, keys)
         here = default_host()
         for row in rows:

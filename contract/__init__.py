@@ -68,51 +68,82 @@ META_REPLID = "replid"
 LOG_FIELD = "envelope"
 
 
+CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
+
+
+def is_cluster_url(url: str | None) -> bool:
+    """Whether a --redis-url names a Redis Cluster (None: the embedded Redis, never one)."""
+    return url is not None and url.startswith(CLUSTER_SCHEMES)
+
+
 @dataclass(frozen=True)
 class Keys:
-    """Every Redis name agentwatch uses, under one prefix so several teams can share a Redis."""
+    """Every Redis name agentwatch uses, under one prefix so several teams can share a Redis.
+
+    On a Redis Cluster (`cluster=True`) the prefix is wrapped in a hash tag, `{agentwatch}:alive`: only the
+    text in braces is hashed, so every name of a prefix is in one slot, as the scripts that touch several of
+    them at once (and SPUBLISH from inside them) require. A single Redis and Sentinel keep `agentwatch:alive`.
+    """
 
     prefix: str = DEFAULT_PREFIX
+    cluster: bool = False
+
+    @classmethod
+    def for_url(cls, prefix: str, redis_url: str | None) -> Keys:
+        """The names for a --redis-url: hash-tagged when it is redis+cluster:// or rediss+cluster://."""
+        return cls(prefix, cluster=is_cluster_url(redis_url))
+
+    @property
+    def namespace(self) -> str:
+        """What every name starts with: the prefix, or on a Cluster the prefix as a hash tag."""
+        return f"{{{self.prefix}}}" if self.cluster else self.prefix
+
+    @property
+    def publish(self) -> str:
+        """The command the scripts publish with: SPUBLISH on a Cluster keeps each message in the prefix's shard
+        (PUBLISH would cross the whole cluster bus); the relay subscribes to match."""
+        return "SPUBLISH" if self.cluster else "PUBLISH"
 
     @property
     def channel(self) -> str:
-        """Pub/sub channel: one envelope per event (at-most-once; the log below fills gaps)."""
-        return f"{self.prefix}:events"
+        """Pub/sub channel (a shard channel on a Cluster): one envelope per event (at-most-once; the log below
+        fills gaps)."""
+        return f"{self.namespace}:events"
 
     @property
     def alive(self) -> str:
         """Hash of the agents alive now: field "<session_id>/<agent_id>", value an AliveRecord."""
-        return f"{self.prefix}:alive"
+        return f"{self.namespace}:alive"
 
     @property
     def meta(self) -> str:
         """Hash with META_SEQ and META_EPOCH."""
-        return f"{self.prefix}:meta"
+        return f"{self.namespace}:meta"
 
     @property
     def log(self) -> str:
         """Stream capped at about N entries, one per envelope, for gap filling and resume."""
-        return f"{self.prefix}:log"
+        return f"{self.namespace}:log"
 
     @property
     def stats(self) -> str:
         """Hash of counters: lines read, events published, rejected lines by reason."""
-        return f"{self.prefix}:stats"
+        return f"{self.namespace}:stats"
 
     def checkpoint(self, source: str) -> str:
         """Hash of one ingest source: file identity, byte offset, the normalizer state at that offset, and the
         source's lease (SOURCE_FIELDS: owner, gen, expires, ...)."""
-        return f"{self.prefix}:ingest:{source}"
+        return f"{self.namespace}:ingest:{source}"
 
     @property
     def leases(self) -> str:
         """Sorted set: source -> the Redis time (ms) its lease expires; past it, any ingest ends its agents."""
-        return f"{self.prefix}:leases"
+        return f"{self.namespace}:leases"
 
     @property
     def sources(self) -> str:
         """Set of every source that ever took a lease: what `agentwatch status` and /stats list."""
-        return f"{self.prefix}:sources"
+        return f"{self.namespace}:sources"
 
 
 # json.dumps(..., separators=...) builds a new encoder per call; one shared encoder is much cheaper per event.
@@ -321,7 +352,7 @@ def check_connection(redis_url: str | None, prefix: str) -> None:
         raise SettingsError(f"--prefix has value {prefix!r}: {problem}")
 
 
-REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "rediss+sentinel://", *CLUSTER_SCHEMES)
 PREFIX_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-.:")
 
 
@@ -330,9 +361,13 @@ def redis_url_problem(url: str) -> str | None:
     if not url.startswith(REDIS_SCHEMES):
         return (
             "expected redis://host:port/db, rediss:// (TLS), unix:///path "
-            "or redis+sentinel://host:port[,host:port...]/service[/db]"
+            "or redis+sentinel://host:port[,host:port...]/service[/db], or redis+cluster://host:port[,host:port...]"
         )
-    if url.startswith(REDIS_SCHEMES[3:]):
+    if url.startswith(CLUSTER_SCHEMES):
+        from .connect import cluster_url_problem
+
+        return cluster_url_problem(url)
+    if url.startswith(REDIS_SCHEMES[3:5]):
         from .connect import sentinel_url_problem
 
         return sentinel_url_problem(url)
@@ -349,6 +384,7 @@ def redis_url_problem(url: str) -> str | None:
 
 
 def prefix_problem(prefix: str) -> str | None:
+    # No '{' or '}': on a Cluster the prefix itself becomes the hash tag, and braces in it would move the tag.
     if not prefix or len(prefix) > 64 or not set(prefix) <= PREFIX_CHARS:
         return "expected 1 to 64 characters of letters, digits, '_', '-', '.', ':'"
     return None

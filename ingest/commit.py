@@ -75,6 +75,13 @@ for j = 0, n - 1 do
 end
 """
 
+
+def for_keys(script: str, keys: Keys) -> str:
+    """A publishing script as `keys` need it: on a Cluster it publishes with SPUBLISH, in the channel's shard
+    (the channel is one of its keys, in the prefix's slot), where the relay subscribes."""
+    return script.replace("redis.call('PUBLISH',", f"redis.call('{keys.publish}',")
+
+
 # KEYS: meta, alive, log, channel, checkpoint, stats
 # ARGV: expected pos token, epoch candidate, stream cap, lease owner, lease gen, then counted groups:
 #   checkpoint pairs, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
@@ -159,7 +166,7 @@ class Committer:
         self.source = source
         self.stream_cap = stream_cap
         self.lease = ("", "")  # (owner, gen) of the lease this writer holds; ("", "") commits only unleased
-        self._script = redis.register_script(COMMIT_LUA)
+        self._script = redis.register_script(for_keys(COMMIT_LUA, keys))
         self._epoch = redis.register_script(EPOCH_LUA)
 
     async def ensure_epoch(self, candidate: str) -> str:

@@ -21,7 +21,7 @@ from redis.asyncio import Redis
 
 from contract import MAIN_AGENT, Keys
 
-from .commit import EPOCH_CHECKS_LUA, NOW_LUA, PUBLISH_LUA
+from .commit import EPOCH_CHECKS_LUA, NOW_LUA, PUBLISH_LUA, for_keys
 
 REAP_REASON = "lease_expired"  # the `reason` of the agent_done and session_end events a reap publishes
 REAPED_KEEP_S = 7 * 86400  # a reaped source's checkpoint expires after a week unless its ingest comes back
@@ -241,7 +241,7 @@ class Reaper:
         self.own_source = own_source
         self.stream_cap = stream_cap
         self._due = redis.register_script(DUE_LUA)
-        self._reap = redis.register_script(REAP_LUA)
+        self._reap = redis.register_script(for_keys(REAP_LUA, keys))
 
     async def run(self) -> tuple[list[Reaped], float | None]:
         """Reap what is due; also the seconds until another source's lease expires next (None: none)."""

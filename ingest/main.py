@@ -70,7 +70,7 @@ class Ingest:
         self.settings = settings
         self.redis = redis
         self.stop = stop
-        self.keys = Keys(settings.prefix)
+        self.keys = Keys.for_url(settings.prefix, settings.redis_url)
         self.host = settings.host_name
         self.source = settings.source_name
         self.committer = Committer(redis, self.keys, self.source, settings.stream_cap)

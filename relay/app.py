@@ -71,7 +71,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         own = redis is None
         client = redis if redis is not None else _client(settings.redis_url or "")
-        hub = Hub(client, Keys(settings.prefix), settings.sync_interval_s)
+        hub = Hub(client, Keys.for_url(settings.prefix, settings.redis_url), settings.sync_interval_s)
         task = asyncio.create_task(hub.run(), name="relay-hub")
         watchdog = asyncio.create_task(_watchdog(hub, settings.send_timeout_s), name="relay-send-watchdog")
         try:

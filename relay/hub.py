@@ -17,7 +17,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.asyncio.client import PubSub
+from redis.asyncio.cluster import ClusterPubSub
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, RedisError
 
 from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
 
@@ -25,7 +28,8 @@ from .share import Share
 
 log = logging.getLogger("relay.hub")
 
-REDIS_ERRORS = (RedisError, OSError)  # connection loss, and keys someone broke by hand
+# Connection loss, keys someone broke by hand, and a Cluster's slot map caught mid-failover (not a RedisError).
+REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
 MAX_CHANNEL_MESSAGE = 1 << 20  # our envelopes are small; anything this big was not published by ingest
 
 # Snapshot and seq read in one call, so the snapshot is exactly the state at seq.
@@ -145,15 +149,22 @@ class Hub:
         while True:
             pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
             try:
-                await pubsub.subscribe(self.keys.channel)
+                # A keyed read on this client first, after every error too: on a Cluster it reloads the slot map
+                # the subscription is routed by. redis-py 8.1's sharded subscriber never does that by itself and
+                # keeps retrying a dead master (../shared/reference/team-scale.md §3).
+                await self.redis.hmget(self.keys.meta, [META_SEQ])
+                if self.keys.cluster:
+                    await pubsub.ssubscribe(self.keys.channel)  # SPUBLISHed by the commit script, in our shard
+                else:
+                    await pubsub.subscribe(self.keys.channel)
                 await self._sync()
                 self.ready.set()
                 delay = 0.1
                 while True:
-                    message = await pubsub.get_message(timeout=self.sync_interval_s)
+                    message = await _receive(pubsub, self.sync_interval_s)
                     if message is None:
                         await self._sync()  # quiet for a while: check that nothing was lost on the way
-                    elif message.get("type") == "message":
+                    elif message.get("type") in ("message", "smessage"):
                         await self._on_message(message["data"])
             except REDIS_ERRORS as exc:
                 self.ready.clear()
@@ -246,6 +257,16 @@ class Hub:
         self.stats["resets"] += 1
         for viewer in self.viewers:
             viewer.offer(RESET)
+
+
+async def _receive(pubsub: PubSub, wait_s: float) -> dict[str, Any] | None:
+    """The next message, or None after wait_s without one."""
+    if not isinstance(pubsub, ClusterPubSub):
+        message: dict[str, Any] | None = await pubsub.get_message(timeout=wait_s)
+        return message
+    if not pubsub.node_pubsub_mapping:  # the shard's node was dropped mid-failover: it would return at once
+        raise RedisConnectionError("the sharded subscription has no node")
+    return await pubsub.get_sharded_message(timeout=wait_s)
 
 
 def _text(value: bytes | str) -> str:
