@@ -71,6 +71,8 @@ def main(argv: list[str]) -> int:
                         results["watch_step"] = watch_step.run(server, work, args.smoke)
                     elif section == "fanout":
                         results["fanout"] = fanout.run(server, work, args.smoke)
+                        if "failed" in results["fanout"]["cluster"]:  # a cluster that started and then broke
+                            results["errors"]["fanout on a Redis Cluster"] = results["fanout"]["cluster"]["failed"]
                     elif section == "memory":
                         results["memory"] = memory.run(server, work, args.smoke)
                     elif section == "page":

@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.cluster import ClusterTarget
 from bench.common import PYTHON, ROOT, CpuMeter, rss_kib
+from contract import Keys
 from tests.stack import Proc, RedisServer, free_port, start_ingest, start_relay, wait_for
 
 
 @dataclass
 class System:
-    """ingest + one or more relays (agentwatch or naive) on one Redis, reading one events file."""
+    """ingest + one or more relays (agentwatch or naive) on one Redis (or Cluster), reading one events file."""
 
     kind: str  # "agentwatch" or "naive"
-    redis: RedisServer
+    redis: RedisServer | ClusterTarget
     events_file: Path
     prefix: str
     ingest: Proc
@@ -36,7 +38,11 @@ class System:
         return [b.replace("http://", "ws://") + "/stream" for b in self.bases]
 
     def pids(self) -> dict[str, int]:
-        out = {"ingest": self.ingest.proc.pid, "redis-server": self.redis.proc.pid}  # type: ignore[union-attr]
+        if isinstance(self.redis, ClusterTarget):
+            redis_pid = self.redis.pid_for(self.prefix)  # the master of the prefix's slot
+        else:
+            redis_pid = self.redis.proc.pid  # type: ignore[union-attr]
+        out = {"ingest": self.ingest.proc.pid, "redis-server": redis_pid}
         for i, relay in enumerate(self.relays):
             out["relay" if len(self.relays) == 1 else f"relay{i + 1}"] = relay.proc.pid
         return out
@@ -46,7 +52,7 @@ class System:
             return json.load(r)  # type: ignore[no-any-return]
 
     def lines_ingested(self) -> int:
-        return int(self.redis.cli("HGET", f"{self.prefix}:stats", "lines").strip() or 0)
+        return int(self.redis.cli("HGET", Keys.for_url(self.prefix, self.redis.url).stats, "lines").strip() or 0)
 
     def relay_rss_kib(self, i: int = 0) -> int:
         return rss_kib(self.relays[i].proc.pid)
@@ -79,7 +85,7 @@ def _health(base: str) -> bool:
 @contextlib.contextmanager
 def system(
     kind: str,
-    redis: RedisServer,
+    redis: RedisServer | ClusterTarget,
     work: Path,
     relays: int = 1,
     setup: bytes = b"",

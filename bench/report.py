@@ -319,7 +319,90 @@ def fanout(f: dict[str, Any]) -> str:
             )
         )
         out.append("\n\n")
+    if "cluster" in f:
+        out.append(_cluster_beside_single(f))
     return "".join(out).rstrip()
+
+
+def _cluster_beside_single(f: dict[str, Any]) -> str:
+    """One relay on a single Redis and one on a Redis Cluster (sharded pub/sub), step by step, side by side."""
+    c = f["cluster"]
+    out = ["**One relay: a single Redis beside a Redis Cluster (sharded pub/sub)**\n\n"]
+    if "skipped" in c:
+        return out[0] + f"Skipped: {c['skipped']}.\n\n" + table(["figure", "value"], [["skipped", c["skipped"]]])
+    if "failed" in c:
+        return out[0] + f"(failed: {c['failed']})\n\n" + table(["figure", "value"], [["failed", c["failed"]]])
+    single = {s["rate"]: s for s in f["relays"]["1"]["steps"]}
+    sharded = {s["rate"]: s for s in c["steps"]}
+    out.append(
+        "The same steps with one relay on a Redis Cluster of 3 masters and 3 replicas on this machine (six more "
+        "redis-server processes): the commit script publishes with `SPUBLISH` on the master of the prefix's slot "
+        "and the relay holds an `SSUBSCRIBE` there. `Redis CPU %` is that one master's (the single Redis: the "
+        "only server). A `–` is a step not run (the stepping stops at the first failing step).\n\n"
+    )
+    out.append(
+        table(
+            ["", "single Redis", "Redis Cluster"],
+            [
+                ["max messages/s (passing step)", f["relays"]["1"]["max_messages_per_s"], c["max_messages_per_s"]],
+                [
+                    "every step passed",
+                    "yes" if f["relays"]["1"]["all_passed"] else "no",
+                    "yes" if c["all_passed"] else "no",
+                ],
+            ],
+        )
+    )
+    out.append("\n\n")
+    rows = []
+    for rate in sorted(set(single) | set(sharded)):
+        a, b = single.get(rate), sharded.get(rate)
+
+        def pick(cell: dict[str, Any] | None, name: str) -> Any:
+            return None if cell is None else cell.get(name)
+
+        def cpu(cell: dict[str, Any] | None, name: str) -> Any:
+            return None if cell is None else cell["cpu_pct"].get(name)
+
+        rows.append(
+            [
+                rate,
+                _ms(pick(a, "p50_ms")) if a else None,
+                _ms(pick(b, "p50_ms")) if b else None,
+                _ms(pick(a, "p99_ms")) if a else None,
+                _ms(pick(b, "p99_ms")) if b else None,
+                f"{a['delivered_pct']:.1f}%" if a else None,
+                f"{b['delivered_pct']:.1f}%" if b else None,
+                pick(a, "relay_cpu_us_per_message"),
+                pick(b, "relay_cpu_us_per_message"),
+                cpu(a, "redis-server"),
+                cpu(b, "redis-server"),
+                ("pass" if a["passed"] else "FAIL") if a else None,
+                ("pass" if b["passed"] else "FAIL") if b else None,
+            ]
+        )
+    out.append(
+        table(
+            [
+                "events/s",
+                "p50 ms single",
+                "p50 ms cluster",
+                "p99 ms single",
+                "p99 ms cluster",
+                "delivered single",
+                "delivered cluster",
+                "relay CPU µs/message single",
+                "relay CPU µs/message cluster",
+                "Redis CPU % single",
+                "Redis CPU % cluster",
+                "single",
+                "cluster",
+            ],
+            rows,
+        )
+    )
+    out.append("\n\n")
+    return "".join(out)
 
 
 def _relay_cost(f: dict[str, Any]) -> float | None:
