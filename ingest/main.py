@@ -20,6 +20,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from contract import Keys, compact_json, safe_url
+from contract.hygiene import eviction_warning
 
 from .commit import Committer, Fenced, Stale
 from .events import Limits, Normalizer, Rejected
@@ -434,7 +435,7 @@ class Ingest:
                     return False
                 log.warning("Redis unreachable (%s); retrying in %.1fs, the file offset stays put", exc, delay)
                 await _sleep(self.stop, delay)
-                delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
+                delay = min(delay * 2, 2.0) * random.uniform(0.8, 1.2)  # a failover takes seconds
 
     async def _retry(self, call: Any) -> Any:
         delay = 0.1
@@ -444,7 +445,7 @@ class Ingest:
             except REDIS_ERRORS as exc:
                 log.warning("Redis unreachable (%s); retrying in %.1fs", exc, delay)
                 await _sleep(self.stop, delay)
-                delay = min(delay * 2, 5.0)
+                delay = min(delay * 2, 2.0)
         return None
 
 
@@ -474,6 +475,8 @@ async def run(settings: Settings, redis: Redis, stop: asyncio.Event) -> None:
 
     Exits the process with code 2 and one line when another live ingest holds this file's source."""
     warn_readable(settings.events_file, log)
+    if warning := await eviction_warning(redis):
+        log.warning("%s", warning)
     try:
         await Ingest(settings, redis, stop).run()
     except LeaseError as exc:

@@ -23,6 +23,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
 from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
+from contract.hygiene import eviction_warning
 
 from .share import Share
 
@@ -98,7 +99,10 @@ class Hub:
         self.viewers: set[Viewer] = set()
         self.epoch: str | None = None
         self.last_seq = 0
-        self.ready = asyncio.Event()  # subscribed and in sync: viewers may take snapshots
+        self.ready = asyncio.Event()
+        self._eviction_checked = (
+            False  # said once, at the first connection  # subscribed and in sync: viewers may take snapshots
+        )
         # shares_refused: share links refused at the handshake (bad, foreign-key or expired); counted by the app
         self.stats: dict[str, int] = {
             "delivered": 0,
@@ -159,6 +163,10 @@ class Hub:
                     await pubsub.subscribe(self.keys.channel)
                 await self._sync()
                 self.ready.set()
+                if not self._eviction_checked:
+                    self._eviction_checked = True
+                    if warning := await eviction_warning(self.redis):
+                        log.warning("%s", warning)
                 delay = 0.1
                 while True:
                     message = await _receive(pubsub, self.sync_interval_s)
@@ -174,7 +182,7 @@ class Hub:
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(pubsub.aclose(), 1.0)  # type: ignore[no-untyped-call]
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 2.0)  # back within about 2 s of a failover
 
     async def _on_message(self, data: bytes | str) -> None:
         if len(data) > MAX_CHANNEL_MESSAGE:
