@@ -84,7 +84,7 @@ def for_keys(script: str, keys: Keys) -> str:
 
 # KEYS: meta, alive, log, channel, checkpoint, stats
 # ARGV: expected pos token, epoch candidate, stream cap, lease owner, lease gen, then counted groups:
-#   checkpoint pairs, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
+#   checkpoint pairs, checkpoint dels, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
 # The lease is the fencing token: a writer whose lease was taken over or reaped (or that holds none while
 # someone does) is refused before anything is written.
 COMMIT_LUA = f"""
@@ -112,6 +112,7 @@ local function group(width, fn)
   i = i + n * width
 end
 group(2, function(c) redis.call('HSET', KEYS[5], unpack(c)) end)
+group(1, function(c) redis.call('HDEL', KEYS[5], unpack(c)) end)
 redis.call('HSET', KEYS[5], 'committed', now)
 group(2, function(c) redis.call('HSET', KEYS[2], unpack(c)) end)
 group(1, function(c) redis.call('HDEL', KEYS[2], unpack(c)) end)
@@ -189,11 +190,15 @@ class Committer:
         alive_set: Mapping[str, str],
         alive_del: Sequence[str],
         stats: Mapping[str, int],
+        checkpoint_del: Sequence[str] = (),
     ) -> Committed:
+        """checkpoint_del: checkpoint fields to delete (the join state is written field by field, as it changes)."""
         args: list[Any] = [expected, epoch_candidate, self.stream_cap, *self.lease]
         args.append(len(checkpoint))
         for k, v in checkpoint.items():
             args += (k, v)
+        args.append(len(checkpoint_del))
+        args += checkpoint_del
         args.append(len(alive_set))
         for k, v in alive_set.items():
             args += (k, v)

@@ -9,7 +9,7 @@ See ../shared/reference/claude-code-hooks.md for what each Claude Code version s
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,11 +48,12 @@ class Normalizer:
         return self.graph.agents
 
     # ---- state, saved with the checkpoint so a restart joins as if it never stopped
-    def state(self) -> dict[str, str]:
+    def state(self) -> tuple[dict[str, str], list[str]]:
+        """Checkpoint fields to set and to delete: the join state, only what changed since the last call."""
         return self.graph.state()
 
-    def restore(self, state: dict[str, Any], ended: list[str], records: list[dict[str, Any]]) -> None:
-        self.graph.restore(state, ended, records)
+    def restore(self, checkpoint: Mapping[str, str], records: list[dict[str, Any]], foreign: bool = False) -> None:
+        self.graph.restore(checkpoint, records, foreign)
 
     def take_changes(self) -> tuple[dict[str, str], list[str], dict[str, int]]:
         """Since the last call: alive fields to set (JSON), alive fields to delete, stats increments."""
@@ -147,10 +148,12 @@ def _context(payload: Any, now_ms: int) -> Ctx:
     if hook not in KNOWN_HOOKS:
         raise Rejected("unknown_hook_event", f"unknown hook_event_name {hook[:60]!r}")
     session = payload.get("session_id")
-    if not isinstance(session, str) or not session or "/" in session or len(session) > ID_CAP:
+    if not isinstance(session, str) or not session or "/" in session or len(session) > ID_CAP or not _text(session):
         raise Rejected("bad_session_id", f"expected a string session_id without '/', got {session!r:.60}")
     raw_agent = payload.get("agent_id")
-    if raw_agent is not None and (not isinstance(raw_agent, str) or "/" in raw_agent or len(raw_agent) > ID_CAP):
+    if raw_agent is not None and (
+        not isinstance(raw_agent, str) or "/" in raw_agent or len(raw_agent) > ID_CAP or not _text(raw_agent)
+    ):
         raise Rejected("bad_agent_id", f"expected agent_id to be a string without '/', got {raw_agent!r:.60}")
     # Older Claude Code puts an agent_type on the main thread under --agent: detect main by a missing agent_id.
     return Ctx(payload, hook, session, raw_agent or MAIN_AGENT, timestamp(payload.get("_received_at"), now_ms))
@@ -161,3 +164,12 @@ def _tool(ctx: Ctx) -> str:
     if not isinstance(tool, str) or not tool:
         raise Rejected("no_tool_name", f"{ctx.hook} needs a string tool_name, got {tool!r:.60}")
     return tool[:100]
+
+
+def _text(value: str) -> bool:
+    """Encodable as UTF-8: ids become Redis hash field names, which are not JSON-escaped (no lone surrogates)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -8,8 +8,10 @@ a snapshot after every commit and compare it with the alive hash, field by field
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -19,6 +21,7 @@ from .agent import NAME_CAP, TEXT_CAP, Agent, Limits
 from .pricing import Pricing
 
 Event = dict[str, Any]
+CALL_FIELD = "call:"  # checkpoint field of one open call
 NAMES_CACHED = 4096  # distinct identifiers whose redacted form is remembered
 
 
@@ -60,6 +63,8 @@ class Graph:
     removed: set[str] = field(default_factory=set)  # alive fields to delete in the next commit
     counters: dict[str, int] = field(default_factory=dict)  # stats increments for the next commit
     _names: dict[str, str] = field(default_factory=dict)  # identifier -> its capped, redacted form
+    _saved: set[str] = field(default_factory=set)  # open calls the checkpoint in Redis holds
+    _stale_fields: list[str] = field(default_factory=list)  # checkpoint fields of older versions, to delete
 
     # ---- reading
     def get(self, session: str, agent_id: str) -> Agent | None:
@@ -242,24 +247,44 @@ class Graph:
                 del self.ended[key]
 
     # ---- saved with the checkpoint, so a restart joins as if it never stopped
-    def state(self) -> dict[str, str]:
-        """Checkpoint fields to write: the open calls always, the ended ids only when they changed."""
-        out = {"state": compact_json({"open_calls": self.open_calls})}
+    def state(self) -> tuple[dict[str, str], list[str]]:
+        """Checkpoint fields to write and to delete since the last call: only what changed, so a commit's cost
+        does not grow with the number of open calls. Each open call is a field `call:<tool_use_id>`."""
+        sets = {_call_field(k): compact_json(list(v)) for k, v in self.open_calls.items() if k not in self._saved}
+        dels = [_call_field(k) for k in self._saved if k not in self.open_calls] + self._stale_fields
+        self._saved, self._stale_fields = set(self.open_calls), []
         if self.ended_dirty:
-            out["ended"] = compact_json(list(self.ended))
+            sets["ended"] = compact_json(list(self.ended))
             self.ended_dirty = False
+        return sets, dels
+
+    def full_state(self) -> dict[str, str]:
+        """Every checkpoint field of the join state, for a Redis that lost the checkpoint."""
+        self._saved = set(self.open_calls)
+        out = {_call_field(k): compact_json(list(v)) for k, v in self.open_calls.items()}
+        out["ended"] = compact_json(list(self.ended))
         return out
 
-    def restore(self, state: dict[str, Any], ended: list[str], records: list[dict[str, Any]]) -> None:
-        # A checkpoint from another version may hold other shapes: those calls are forgotten, nothing fails.
-        saved = state.get("open_calls")
-        self.open_calls = {
-            str(k): OpenCall(*v)
-            for k, v in (saved.items() if isinstance(saved, dict) else ())
-            if isinstance(v, list) and len(v) == len(OpenCall._fields)
-        }
+    def restore(self, checkpoint: Mapping[str, str], records: list[dict[str, Any]], foreign: bool = False) -> None:
+        """The join state committed with the checkpoint; a foreign checkpoint's is dropped (deleted next commit)."""
+        self.open_calls, self._saved = {}, set()
+        for name, value in checkpoint.items():
+            if not name.startswith(CALL_FIELD):
+                continue
+            with contextlib.suppress(ValueError, TypeError):
+                call_id = json.loads('"' + name[len(CALL_FIELD) :] + '"')
+                self._saved.add(call_id)
+                call = json.loads(value)
+                if not foreign and isinstance(call, list) and len(call) == len(OpenCall._fields):
+                    self.open_calls[call_id] = OpenCall(*call)
+        # "state" held every open call in one field before they were saved one by one: removed once.
+        self._stale_fields = ["state"] if "state" in checkpoint else []
+        try:
+            ended = [] if foreign else json.loads(checkpoint.get("ended") or "[]")
+        except ValueError:
+            ended = []
         self.ended = dict.fromkeys(str(k) for k in ended) if isinstance(ended, list) else {}
-        self.ended_dirty = False
+        self.ended_dirty = foreign  # a foreign checkpoint's ended ids are replaced by ours
         self.agents = {}
         for rec in records:
             if rec.get("source") == self.source:
@@ -271,3 +296,9 @@ class Graph:
         self.changed.clear()
         self.removed.clear()
         self.counters.clear()
+
+
+def _call_field(call_id: str) -> str:
+    """The checkpoint field of an open call: its id as JSON escapes it, so any id (a lone surrogate too) is text
+    Redis can store, and the same id always has the same field."""
+    return CALL_FIELD + compact_json(call_id)[1:-1]

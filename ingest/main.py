@@ -48,6 +48,7 @@ class Prepared:
     alive_set: dict[str, str]
     alive_del: list[str]
     stats: dict[str, int]
+    checkpoint_del: list[str]
 
 
 class IngestError(RuntimeError):
@@ -269,11 +270,8 @@ class Ingest:
             position = Position(int(saved["dev"]), int(saved["ino"]), saved.get("fp", ""), int(saved["off"]))
         self.expected = saved.get("pos", "")  # the compare-and-set replaces a foreign checkpoint with ours
         message = self.tail.start(position, self.settings.start_at)
-        state = {} if foreign else json.loads(saved.get("state") or "{}")
-        ended = [] if foreign else json.loads(saved.get("ended") or "[]")
-        self.normalizer.restore(state, ended, [json.loads(r) for r in records])
+        self.normalizer.restore(saved, [json.loads(r) for r in records], foreign=bool(foreign))
         if foreign:
-            self.normalizer.graph.ended_dirty = True  # the next commit replaces its ended ids too
             log.warning(
                 "ingest: the checkpoint of source %s is not this file's (%s): replacing it, not following it; %s",
                 self.source,
@@ -390,13 +388,15 @@ class Ingest:
             "path": str(self.settings.events_file),
             "host": self.host,
             "ts": str(int(time.time() * 1000)),
-            **self.normalizer.state(),
         }
-        return Prepared(position, checkpoint, events, alive_set, alive_del, stats)
+        join_set, join_del = self.normalizer.state()
+        checkpoint.update(join_set)
+        return Prepared(position, checkpoint, events, alive_set, alive_del, stats, join_del)
 
     async def _send(self, commit: Prepared) -> bool:
         """Commit or wait for Redis; False when another ingest owns the file and we reloaded instead."""
         alive_set, alive_del = commit.alive_set, commit.alive_del
+        checkpoint, checkpoint_del = commit.checkpoint, commit.checkpoint_del
         delay = 0.1
         while True:
             try:
@@ -404,11 +404,12 @@ class Ingest:
                     # A fresh candidate each time: after a flush, the new epoch must differ from every old one.
                     self.expected,
                     secrets.token_hex(8),
-                    commit.checkpoint,
+                    checkpoint,
                     commit.events,
                     alive_set,
                     alive_del,
                     commit.stats,
+                    checkpoint_del,
                 )
                 self.expected = commit.position.token
                 self.committed_lines += commit.stats.get("lines", 0)
@@ -424,6 +425,7 @@ class Ingest:
                     log.warning("Redis lost the checkpoint and alive set; rewriting them under a new epoch")
                     self.expected = ""
                     alive_set, alive_del = self.normalizer.all_records(), []
+                    checkpoint = {**commit.checkpoint, **self.normalizer.graph.full_state()}
                     continue
                 # Only our lease's holder commits here, so the checkpoint went back: a Redis rollback.
                 log.warning("the checkpoint of %s went back (a Redis rollback?); resuming from it", self.source)

@@ -349,6 +349,7 @@ def test_secrets_in_descriptions_are_redacted() -> None:
         ({"hook_event_name": "Stop"}, "bad_session_id"),
         ({"session_id": 5, "hook_event_name": "Stop"}, "bad_session_id"),
         ({"session_id": "a/b", "hook_event_name": "Stop"}, "bad_session_id"),
+        ({"session_id": "s\ud83d", "hook_event_name": "Stop"}, "bad_session_id"),  # not storable as a field name
         ({"session_id": "s", "hook_event_name": "PreToolUse"}, "no_tool_name"),
         ({"session_id": "s", "hook_event_name": "Stop", "agent_id": 7}, "bad_agent_id"),
     ],

@@ -68,15 +68,22 @@ async def test_stream_equals_the_alive_hash_after_every_commit(
                 events += norm.expire(now)  # as ingest does between batches
             sets, dels, stats = norm.take_changes()
             token = f"{i}"
-            done = await committer.commit(
-                position, "e1", {"pos": token, **norm.state()}, [json.dumps(e) for e in events], sets, dels, stats
-            )
+            join_set, join_del = norm.state()
+            published = [json.dumps(e) for e in events]
+            checkpoint = {"pos": token, **join_set}
+            done = await committer.commit(position, "e1", checkpoint, published, sets, dels, stats, join_del)
             position = token
             for _, entry in await redis.xrange(keys.log, f"{seq + 1}-0", "+"):
                 mirror.apply(json.loads(entry["envelope"])["data"])
             seq = done.seq
             assert mirror.records == hash_view(await redis.hgetall(keys.alive)), f"after payload {i}: {payload}"
         assert mirror.problems == []
+        # The join state is written field by field as it changes: restored from Redis, it is what ingest holds.
+        restarted = Normalizer(source="real", pricing=Pricing.load(), redact=Redactor())
+        alive = [json.loads(v) for v in (await redis.hgetall(keys.alive)).values()]
+        restarted.restore(await redis.hgetall(keys.checkpoint("real")), alive)
+        assert restarted.graph.open_calls == norm.graph.open_calls
+        assert list(restarted.graph.ended) == list(norm.graph.ended)
     finally:
         await redis.aclose()
 

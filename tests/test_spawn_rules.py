@@ -316,3 +316,23 @@ def test_an_agent_id_without_a_type_joins_only_an_unambiguous_spawn() -> None:
     s.feed(1, "PreToolUse", tool_name="Agent", tool_use_id="B", tool_input=spawn_input("y"))
     s.feed(2, "PreToolUse", tool_name="Read", tool_use_id="r", agent_id="unknown")
     assert s.record("unknown")["link"] == "none" and s.record("A") and s.record("B")  # type: ignore[index]
+
+
+def test_the_join_state_is_saved_by_change_and_restored_whole() -> None:
+    s = Session()
+    s.feed(0, "PreToolUse", tool_name="Read", tool_use_id="r1")
+    s.feed(1, "PreToolUse", tool_name="Read", tool_use_id="odd\ud83d")  # a lone surrogate, as real payloads have
+    first, gone = s.norm.state()
+    assert sorted(first) == ["call:odd\\ud83d", "call:r1"] and gone == []
+    s.feed(2, "PostToolUse", tool_name="Read", tool_use_id="r1")
+    s.feed(3, "PreToolUse", tool_name="Bash", tool_use_id="b1")
+    second, gone = s.norm.state()
+    assert list(second) == ["call:b1"] and gone == ["call:r1"]  # only what changed
+    saved = {**first, **second}
+    for name in gone:
+        del saved[name]
+    restarted = Normalizer(source="t", pricing=Pricing.load(), redact=Redactor())
+    restarted.restore(saved, [])
+    assert restarted.graph.open_calls == s.norm.graph.open_calls
+    for name in saved:
+        name.encode()  # every field name is storable text
