@@ -18,10 +18,10 @@ from contract import (
     SettingsError,
     add_connection_arguments,
     check_connection,
-    read_sources,
     safe_url,
 )
 from contract.connect import redis_client
+from contract.sources import read_sources
 from ingest.settings import default_host
 
 PROG = "agentwatch status"

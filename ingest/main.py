@@ -23,8 +23,9 @@ from contract import Keys, compact_json, safe_url
 from contract.hygiene import eviction_warning
 
 from .commit import Committer, Fenced, Stale
-from .events import Limits, Normalizer, Rejected
+from .events import Limits, Normalizer
 from .lease import Holder, Lease, Reaper
+from .lines import normalize_batch
 from .permissions import warn_readable
 from .pricing import Pricing
 from .redact import Redactor
@@ -33,9 +34,7 @@ from .tail import Batch, Position, Tail, wakeups
 
 log = logging.getLogger("ingest")
 
-BOM = b"\xef\xbb\xbf"
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-LOG_BAD_LINES_PER_BATCH = 20  # beyond this a batch logs one summary line instead of one line each
 
 
 @dataclass(frozen=True)
@@ -57,14 +56,6 @@ class IngestError(RuntimeError):
 
 class LeaseError(IngestError):
     """Another live ingest holds our source (at start-up), or took it over while we ran: exit 2."""
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# One decoder for every line: json.loads with parse_constant would build a new one per call.
-DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 class Ingest:
@@ -332,47 +323,7 @@ class Ingest:
                 self.normalizer.take_changes()  # nothing to checkpoint against yet; the view drops them anyway
 
     def _normalize(self, batch: Batch) -> tuple[list[str], dict[str, int]]:
-        now = int(time.time() * 1000)
-        events: list[str] = []
-        stats: dict[str, int] = dict(batch.counters)
-        bad: list[tuple[int, str, str, bytes]] = [
-            (off, reason, "line too long", ex) for off, reason, ex in batch.rejects
-        ]
-        for off, raw in batch.lines:
-            line = raw[3:] if raw.startswith(BOM) else raw
-            if line.endswith(b"\r"):
-                line = line[:-1]
-            try:
-                if not line.strip():
-                    raise Rejected("empty", "expected a JSON object, got an empty line")
-                try:
-                    payload = DECODER.decode(line.decode("utf-8"))
-                except UnicodeDecodeError:
-                    raise Rejected("invalid_utf8", "expected UTF-8 text") from None
-                except (ValueError, RecursionError) as exc:
-                    raise Rejected("not_json", f"expected one JSON object ({str(exc)[:80]})") from None
-                events += [compact_json(e) for e in self.normalizer.feed(payload, now)]
-            except Rejected as rej:
-                bad.append((off, rej.reason, rej.detail, raw))
-            except Exception as exc:  # a normalizer bug must cost one line, not the whole ingest
-                log.exception("normalizer failed on the line at byte %d", off)
-                bad.append((off, "normalizer_error", repr(exc)[:80], raw))
-        for i, (off, reason, detail, excerpt) in enumerate(bad):
-            stats["rejected:" + reason] = stats.get("rejected:" + reason, 0) + 1
-            if i < LOG_BAD_LINES_PER_BATCH:
-                log.warning(
-                    "skipped line at byte %d of %s: %s; starts %r", off, self.settings.events_file, detail, excerpt[:80]
-                )
-        if len(bad) > LOG_BAD_LINES_PER_BATCH:
-            log.warning(
-                "skipped %d more bad lines in this batch (counted in %s)",
-                len(bad) - LOG_BAD_LINES_PER_BATCH,
-                self.keys.stats,
-            )
-        stats["lines"] = len(batch.lines) + len(batch.rejects)
-        stats["rejected"] = len(bad)
-        stats["events"] = len(events)
-        return events, stats
+        return normalize_batch(self.normalizer, batch, self.settings.events_file, self.keys.stats)
 
     def _prepare(self, position: Position, events: list[str], stats: dict[str, int]) -> Prepared:
         """Everything one commit writes, taken from the normalizer now (it moves on to the next batch)."""

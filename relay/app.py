@@ -21,8 +21,9 @@ from starlette.responses import FileResponse, HTMLResponse, JSONResponse, PlainT
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from contract import Keys, read_sources
+from contract import Keys
 from contract.connect import redis_client
+from contract.sources import read_sources
 
 from .hosts import HostCheck, origin_allowed, served_hosts
 from .hub import Hub, Viewer

@@ -17,7 +17,8 @@ import fakeredis
 import pytest
 from redis.asyncio import Redis
 
-from contract import Keys, read_sources
+from contract import Keys
+from contract.sources import read_sources
 from ingest.commit import Committer, Fenced
 from ingest.lease import REAP_REASON, Lease, Reaper, process_identity
 from ingest.settings import Settings, SettingsError, default_host, from_args
