@@ -304,10 +304,9 @@ async def _write(
     async def send(text: str) -> None:
         nonlocal sent_at
         # No timer per message: the watchdog interrupts a send that has been blocked for send_timeout_s.
-        viewer.sending_since = loop.time()
+        viewer.sending_since = sent_at = loop.time()
         await ws.send_text(text)
         viewer.sending_since = None
-        sent_at = loop.time()
 
     async def ping(seq: int) -> None:
         nonlocal skipped
@@ -361,7 +360,10 @@ async def _write(
         if seq != last + 1:
             last, epoch = await snapshot(reset=True)  # cannot happen while the hub keeps order; never a hole
             continue
-        await forward(seq, text)
+        if share is None:
+            await send(text)  # the hot path of a full view: one frame, nothing to filter
+        else:
+            await forward(seq, text)
         last = seq
 
 
