@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -65,11 +66,7 @@ class SentinelURL:
 
 def sentinel_url_problem(url: str) -> str | None:
     """Why a redis+sentinel:// URL cannot work, in words for a one-line error; None when it looks usable."""
-    try:
-        parse_sentinel_url(url)
-    except ValueError as exc:
-        return str(exc)
-    return None
+    return _problem(parse_sentinel_url, url)
 
 
 def parse_sentinel_url(url: str) -> SentinelURL:
@@ -91,12 +88,7 @@ def parse_sentinel_url(url: str) -> SentinelURL:
     if len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ValueError(f"expected /<service>[/<db number>] after the sentinels, got {parts.path!r}")
     tls = scheme == "rediss+sentinel"
-    master: dict[str, Any] = {}
-    user, _, password = userinfo.partition(":")
-    if user:
-        master["username"] = unquote(user)
-    if password:
-        master["password"] = unquote(password)
+    master = _login(userinfo)
     sentinel = dict(master)
     query = parse_qsl(parts.query, keep_blank_values=True)
     if any(name in ("sentinel_username", "sentinel_password") for name, _ in query):
@@ -156,11 +148,26 @@ class ClusterURL:
 
 def cluster_url_problem(url: str) -> str | None:
     """Why a redis+cluster:// URL cannot work, in words for a one-line error; None when it looks usable."""
+    return _problem(parse_cluster_url, url)
+
+
+def _problem(parse: Callable[[str], object], url: str) -> str | None:
     try:
-        parse_cluster_url(url)
+        parse(url)
     except ValueError as exc:
         return str(exc)
     return None
+
+
+def _login(userinfo: str) -> dict[str, Any]:
+    """The `user:password@` of a URL as connection keyword arguments."""
+    user, _, password = userinfo.partition(":")
+    login: dict[str, Any] = {}
+    if user:
+        login["username"] = unquote(user)
+    if password:
+        login["password"] = unquote(password)
+    return login
 
 
 def parse_cluster_url(url: str) -> ClusterURL:
@@ -179,12 +186,7 @@ def parse_cluster_url(url: str) -> ClusterURL:
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"expected no path or /0 after the nodes (a Redis Cluster has only db 0), got {parts.path!r}")
     tls = scheme == "rediss+cluster"
-    options: dict[str, Any] = {}
-    user, _, password = userinfo.partition(":")
-    if user:
-        options["username"] = unquote(user)
-    if password:
-        options["password"] = unquote(password)
+    options = _login(userinfo)
     for name, value in parse_qsl(parts.query, keep_blank_values=True):
         if name not in CLUSTER_OPTIONS:
             raise ValueError(f"unknown option {name!r}: expected a redis-py option a cluster client takes")

@@ -61,22 +61,17 @@ class Agent:
 
     @classmethod
     def from_record(cls, rec: dict[str, Any]) -> Agent:
-        known = {name: rec[name] for name in RECORD_FIELDS if name in rec}
-        agent = cls(
+        """An alive record back into an Agent (a restart): its fields as written, the required ones coerced."""
+        values: dict[str, Any] = {n: rec.get(n) for n in ("parent_id", "model", "description", "tool_use_id")}
+        values.update((n, rec[n]) for n in RECORD_FIELDS if n in rec)
+        values.update(
             session_id=str(rec["session_id"]),
             agent_id=str(rec["agent_id"]),
-            parent_id=rec.get("parent_id"),
             agent_type=str(rec.get("agent_type") or "agent"),
-            model=rec.get("model"),
-            description=rec.get("description"),
-            tool_use_id=rec.get("tool_use_id"),
             spawned_at=int(rec.get("spawned_at") or 0),
             last_seen=int(rec.get("last_seen") or 0),
         )
-        for name, value in known.items():
-            if name not in ("session_id", "agent_id", "agent_type", "spawned_at", "last_seen"):
-                setattr(agent, name, value)
-        return agent
+        return cls(**values)
 
 
 RECORD_FIELDS = tuple(f.name for f in fields(Agent))
@@ -105,8 +100,8 @@ def text(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
-def name(value: Any) -> str | None:
-    """An identifier from a payload (type, model, tool, skill, reason), capped like every published string."""
+def identifier(value: Any) -> str | None:
+    """An id from a payload (a tool_use_id), capped; names that are shown go through Graph.name (redacted)."""
     return value[:NAME_CAP] if isinstance(value, str) and value else None
 
 

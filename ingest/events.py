@@ -148,11 +148,11 @@ def _context(payload: Any, now_ms: int) -> Ctx:
     if hook not in KNOWN_HOOKS:
         raise Rejected("unknown_hook_event", f"unknown hook_event_name {hook[:60]!r}")
     session = payload.get("session_id")
-    if not isinstance(session, str) or not session or "/" in session or len(session) > ID_CAP or not _text(session):
+    if not isinstance(session, str) or not session or "/" in session or len(session) > ID_CAP or not _storable(session):
         raise Rejected("bad_session_id", f"expected a string session_id without '/', got {session!r:.60}")
     raw_agent = payload.get("agent_id")
     if raw_agent is not None and (
-        not isinstance(raw_agent, str) or "/" in raw_agent or len(raw_agent) > ID_CAP or not _text(raw_agent)
+        not isinstance(raw_agent, str) or "/" in raw_agent or len(raw_agent) > ID_CAP or not _storable(raw_agent)
     ):
         raise Rejected("bad_agent_id", f"expected agent_id to be a string without '/', got {raw_agent!r:.60}")
     # Older Claude Code puts an agent_type on the main thread under --agent: detect main by a missing agent_id.
@@ -166,7 +166,7 @@ def _tool(ctx: Ctx) -> str:
     return tool[:100]
 
 
-def _text(value: str) -> bool:
+def _storable(value: str) -> bool:
     """Encodable as UTF-8: ids become Redis hash field names, which are not JSON-escaped (no lone surrogates)."""
     try:
         value.encode()

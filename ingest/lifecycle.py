@@ -95,7 +95,8 @@ def expire(g: Graph, now_ms: int) -> list[Event]:
     for call_id in [k for k, v in g.open_calls.items() if v.ts < abandoned_before]:
         del g.open_calls[call_id]
     idle_before = now_ms - g.limits.idle_timeout_ms
-    active = _active_subtrees(g, idle_before)
+    children = _children(g)
+    active = _active_subtrees(g, idle_before, children)
     for agent in list(g.agents.values()):
         key = alive_field(agent.session_id, agent.agent_id)
         if key in active or key not in g.agents:
@@ -105,7 +106,7 @@ def expire(g: Graph, now_ms: int) -> list[Event]:
             continue
         parent = g.get(agent.session_id, agent.parent_id or MAIN_AGENT) or g.main(agent.session_id)
         if parent is None or alive_field(parent.session_id, parent.agent_id) in active:
-            out += _end_subtree(g, agent, now_ms)
+            out += _end_subtree(g, agent, now_ms, children)
     return out
 
 
@@ -120,9 +121,8 @@ def _children(g: Graph) -> dict[str, list[Agent]]:
     return children
 
 
-def _active_subtrees(g: Graph, idle_before: int) -> set[str]:
+def _active_subtrees(g: Graph, idle_before: int, children: dict[str, list[Agent]]) -> set[str]:
     busy = {alive_field(v.session_id, v.agent_id) for v in g.open_calls.values()}
-    children = _children(g)
     active: set[str] = set()
     done: set[str] = set()
 
@@ -143,10 +143,10 @@ def _active_subtrees(g: Graph, idle_before: int) -> set[str]:
     return active
 
 
-def _end_subtree(g: Graph, agent: Agent, now_ms: int) -> list[Event]:
+def _end_subtree(g: Graph, agent: Agent, now_ms: int, children: dict[str, list[Agent]]) -> list[Event]:
     out: list[Event] = []
-    for child in _children(g).get(alive_field(agent.session_id, agent.agent_id), []):
-        out += _end_subtree(g, child, now_ms)
+    for child in children.get(alive_field(agent.session_id, agent.agent_id), []):
+        out += _end_subtree(g, child, now_ms, children)
     if alive_field(agent.session_id, agent.agent_id) in g.agents:
         out += g.done(agent, "lost", now_ms, reason="idle")
     return out

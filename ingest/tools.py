@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .agent import DETAIL_FIELDS, Agent, call_key, integer, name
+from .agent import DETAIL_FIELDS, Agent, call_key, identifier, integer
 from .graph import Ctx, Event, Graph, OpenCall
 from .spawns import SPAWN_TOOLS, spawn_call, spawn_returned
 from .waiting import after_call, before_call
@@ -19,7 +19,7 @@ DETAIL_CAP = 300
 
 
 def tool_use(g: Graph, ctx: Ctx, caller: Agent, tool: str) -> list[Event]:
-    tool_use_id = name(ctx.payload.get("tool_use_id"))
+    tool_use_id = identifier(ctx.payload.get("tool_use_id"))
     tool_input = ctx.payload.get("tool_input")
     tool_input = tool_input if isinstance(tool_input, dict) else {}
     if caller.waiting is not None:
@@ -47,7 +47,7 @@ def tool_use(g: Graph, ctx: Ctx, caller: Agent, tool: str) -> list[Event]:
 
 
 def tool_finished(g: Graph, ctx: Ctx, caller: Agent, tool: str, failed: bool) -> list[Event]:
-    tool_use_id = name(ctx.payload.get("tool_use_id"))
+    tool_use_id = identifier(ctx.payload.get("tool_use_id"))
     opened = g.open_calls.pop(tool_use_id, None) if tool_use_id else None
     after_call(g, caller, tool_use_id, tool, ctx.ts)
     duration = integer(ctx.payload.get("duration_ms"))
