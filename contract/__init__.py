@@ -190,7 +190,23 @@ VIEW_FIELDS = (
     "waiting_since",
     "waited_ms",
     "compacting",
+    "asked",
+    "usage",
+    "sub_usage",
 )
+
+
+class UsageView(TypedDict):
+    """Tokens and cost of responses counted once each (ingest/usage.py)."""
+
+    input: int  # uncached input tokens
+    output: int
+    cache_read: int
+    cache_write: int
+    messages: int  # API responses counted
+    cost_usd: float | None  # of the priced responses
+    unpriced: bool  # some response had a model the price table does not know
+    basis: NotRequired[Literal["transcript", "floor"]]  # floor: the Agent tool's final request only
 
 
 class AliveRecord(TypedDict):
@@ -212,9 +228,15 @@ class AliveRecord(TypedDict):
     waiting_since: int | None
     waited_ms: int
     compacting: bool
+    asked: str | None  # what it was asked, first line: only with --publish-details
+    usage: UsageView | None  # its own tokens and cost
+    sub_usage: UsageView | None  # its ended descendants' (and inline sub-agent turns)
     spawned_at: int
     last_seen: int
     tool_count: int
+    tools: dict[str, int]  # calls by tool; viewers count on from tool_use / skill_use
+    prompts: int  # the orchestrator's; viewers count on from prompt
+    agents_total: int  # the orchestrator's; viewers count on from agent_spawn (less merged_into)
     source: str
 
 

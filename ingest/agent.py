@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from operator import attrgetter
 from typing import Any
@@ -42,6 +42,13 @@ class Agent:
     waiting_since: int | None = None
     waited_ms: int = 0  # total time spent waiting on the person, finished waits only
     compacting: bool = False
+    asked: str | None = None  # what it was asked, first line (--publish-details only)
+    usage: dict[str, Any] | None = None  # its own tokens and cost (ingest/usage.py); replaced, never changed
+    sub_usage: dict[str, Any] | None = None  # of its descendants that ended, and inline sub-agent turns
+    # Counters in the record (so a snapshot has them) that viewers count themselves from the events.
+    tools: dict[str, int] = field(default_factory=dict)  # calls by tool: tool_use / skill_use
+    prompts: int = 0  # the orchestrator's: prompt events
+    agents_total: int = 0  # the orchestrator's: agent_spawn events, less agent_done with merged_into
     # Internal, kept in the record so a restart carries on; never published as a view change.
     spawn_open: bool = False  # its PostToolUse(Agent|Task) has not come yet (a foreground run ends there)
     waiting_call: str | None = None  # the open call a permission dialog is about

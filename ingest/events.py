@@ -15,10 +15,12 @@ from typing import Any
 
 from contract import HOOK_EVENTS, MAIN_AGENT, compact_json
 
-from . import lifecycle, spawns, tools, waiting
+from . import agent_usage, lifecycle, spawns, tools, waiting
 from .agent import ID_CAP, Agent, Limits, Rejected, timestamp
 from .graph import Ctx, Event, Graph
 from .pricing import Pricing
+from .transcripts import Transcripts
+from .usage import Ledger
 
 __all__ = ("KNOWN_HOOKS", "Limits", "Normalizer", "Rejected")
 
@@ -38,10 +40,16 @@ class Normalizer:
     limits: Limits = field(default_factory=Limits)
     redact: Callable[[str], str] = lambda s: s
     details: bool = False  # publish prompts and tool input summaries (redacted); off by default
+    transcripts: bool = False  # follow the transcript files payloads name: live usage per agent
     graph: Graph = field(init=False)
+    followed: Transcripts | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
-        self.graph = Graph(self.source, self.pricing, self.limits, self.redact, self.details)
+        g = self.graph = Graph(self.source, self.pricing, self.limits, self.redact, self.details)
+        if self.transcripts:
+            t = self.followed = Transcripts(Ledger(self.pricing.cost))
+            g.settle = lambda agent, ts: agent_usage.settle(g, t, agent, ts)
+            g.forget = t.drop_session
 
     @property
     def agents(self) -> dict[str, Agent]:
@@ -50,10 +58,24 @@ class Normalizer:
     # ---- state, saved with the checkpoint so a restart joins as if it never stopped
     def state(self) -> tuple[dict[str, str], list[str]]:
         """Checkpoint fields to set and to delete: the join state, only what changed since the last call."""
-        return self.graph.state()
+        sets, dels = self.graph.state()
+        if self.followed is not None:
+            more, gone = self.followed.state()
+            sets.update(more)
+            dels += gone
+        return sets, dels
+
+    def full_state(self) -> dict[str, str]:
+        """Every checkpoint field of the join state, for a Redis that lost the checkpoint."""
+        out = self.graph.full_state()
+        if self.followed is not None:
+            out.update(self.followed.full_state())
+        return out
 
     def restore(self, checkpoint: Mapping[str, str], records: list[dict[str, Any]], foreign: bool = False) -> None:
         self.graph.restore(checkpoint, records, foreign)
+        if self.followed is not None:
+            self.followed.restore(checkpoint, foreign)
 
     def take_changes(self) -> tuple[dict[str, str], list[str], dict[str, int]]:
         """Since the last call: alive fields to set (JSON), alive fields to delete, stats increments."""
@@ -76,13 +98,18 @@ class Normalizer:
         out: list[Event] = []
         if ctx.hook != "SessionEnd":
             out += lifecycle.ensure_session(g, ctx)
+        if self.followed is not None:
+            agent_usage.follow_payload(self.followed, ctx)
         out += self._dispatch(ctx, tool)
         g.trim()
         out += g.publish_updates(ctx.ts)
         return out
 
     def expire(self, now_ms: int) -> list[Event]:
+        """End what timed out, and read the transcripts: what changed, as events (once a second)."""
         out = lifecycle.expire(self.graph, now_ms)
+        if self.followed is not None:
+            agent_usage.poll(self.graph, self.followed, now_ms)
         return out + self.graph.publish_updates(now_ms)
 
     def _dispatch(self, ctx: Ctx, tool: str) -> list[Event]:

@@ -65,6 +65,9 @@ class Graph:
     _names: dict[str, str] = field(default_factory=dict)  # identifier -> its capped, redacted form
     _saved: set[str] = field(default_factory=set)  # open calls the checkpoint in Redis holds
     _stale_fields: list[str] = field(default_factory=list)  # checkpoint fields of older versions, to delete
+    # Set by the normalizer when it follows transcripts (ingest/spend.py): an agent ends, a session ends.
+    settle: Callable[[Agent, int], None] = lambda agent, ts: None
+    forget: Callable[[str], None] = lambda session: None
 
     # ---- reading
     def get(self, session: str, agent_id: str) -> Agent | None:
@@ -118,6 +121,13 @@ class Graph:
             head = head[: max(head.rfind(" "), head.rfind("\n"), 0)]
         return self.redact(head)[:cap]
 
+    def first_line(self, value: Any) -> str | None:
+        """What an agent was asked, in one line (redacted): its first non-blank line."""
+        if not isinstance(value, str):
+            return None
+        line = next((part.strip() for part in value.lstrip()[: TEXT_CAP * 4].splitlines() if part.strip()), "")
+        return self.text(line)
+
     def name(self, value: Any) -> str | None:
         """An identifier from a payload (type, model, tool, skill, reason), capped and redacted like any text.
         They repeat, so each distinct one is redacted once."""
@@ -149,6 +159,8 @@ class Graph:
         self.removed.discard(key)
         self.changed.add(key)
         self.views[key] = agent.view()
+        if kind == "agent_spawn":
+            self._count_agent(agent.session_id, 1)
         return self.event(kind, agent.spawned_at, agent.session_id, agent.agent_id, **agent.view_dict())
 
     def _drop(self, agent: Agent) -> None:
@@ -174,9 +186,18 @@ class Graph:
         update["previous_id"] = old_id
         return update
 
+    def _count_agent(self, session: str, n: int) -> None:
+        main = self.main(session)
+        if main is not None:
+            main.agents_total += n
+            self.touch(main)
+
     def done(self, agent: Agent, outcome: str, ts: int, **fields: Any) -> list[Event]:
         if agent.waiting is not None and agent.waiting_since is not None:
             agent.waited_ms += max(0, ts - agent.waiting_since)
+        self.settle(agent, ts)  # its last transcript lines, and its figures up to its parent
+        if "merged_into" in fields:
+            self._count_agent(agent.session_id, -1)  # the same agent as another node: counted once
         self._drop(agent)
         self.ended[alive_field(agent.session_id, agent.agent_id)] = None
         self.ended_dirty = True
@@ -197,6 +218,7 @@ class Graph:
                 parent_id=agent.parent_id,
                 agent_type=agent.agent_type,
                 waited_ms=agent.waited_ms,
+                usage=agent.usage,
                 **fields,
             )
         ]
@@ -209,6 +231,7 @@ class Graph:
         main = self.main(session)
         if main is not None:
             self._drop(main)
+        self.forget(session)
         for k in [k for k, v in self.open_calls.items() if v.session_id == session]:
             del self.open_calls[k]
         out.append(self.event("session_end", ts, session, MAIN_AGENT, reason=reason))

@@ -41,13 +41,16 @@ def session_start(g: Graph, ctx: Ctx) -> list[Event]:
 
 def prompt(g: Graph, ctx: Ctx) -> list[Event]:
     main = g.main(ctx.session)
+    value = ctx.payload.get("prompt")
     if main is not None:
         clear_waiting(g, main, ctx.ts)
         if main.compacting:
             main.compacting = False
-            g.mark(main)
+        main.prompts += 1
+        if g.details:
+            main.asked = g.first_line(value)
+        g.mark(main)
         close_turn(g, ctx.session, MAIN_AGENT)
-    value = ctx.payload.get("prompt")
     size = len(value) if isinstance(value, str) else None
     extra = {"prompt": g.text(value, 300)} if g.details else {}
     return [g.event("prompt", ctx.ts, ctx.session, MAIN_AGENT, prompt_chars=size, **extra)]

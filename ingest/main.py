@@ -80,6 +80,7 @@ class Ingest:
             ),
             redact=Redactor.from_file(settings.redact_patterns_file),
             details=settings.publish_details,
+            transcripts=settings.transcripts,
         )
         self.expected = ""  # checkpoint position token of our last commit
         self.last_expire = 0.0
@@ -313,13 +314,14 @@ class Ingest:
             return
         now = time.time()
         if now - self.last_expire >= 1.0:
+            # Once a second: end what timed out, and read what the transcripts gained (usage per agent).
             self.last_expire = now
-            expired = self.normalizer.expire(int(now * 1000))
+            changed = self.normalizer.expire(int(now * 1000))
             position = self.tail.position
-            if expired and position is not None:
-                events = [compact_json(e) for e in expired]
+            if changed and position is not None:
+                events = [compact_json(e) for e in changed]
                 await self._send(self._prepare(position, events, {}))
-            elif expired:
+            elif changed:
                 self.normalizer.take_changes()  # nothing to checkpoint against yet; the view drops them anyway
 
     def _normalize(self, batch: Batch) -> tuple[list[str], dict[str, int]]:
@@ -376,7 +378,7 @@ class Ingest:
                     log.warning("Redis lost the checkpoint and alive set; rewriting them under a new epoch")
                     self.expected = ""
                     alive_set, alive_del = self.normalizer.all_records(), []
-                    checkpoint = {**commit.checkpoint, **self.normalizer.graph.full_state()}
+                    checkpoint = {**commit.checkpoint, **self.normalizer.full_state()}
                     continue
                 # Only our lease's holder commits here, so the checkpoint went back: a Redis rollback.
                 log.warning("the checkpoint of %s went back (a Redis rollback?); resuming from it", self.source)

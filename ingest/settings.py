@@ -46,6 +46,7 @@ class Settings:
     pricing_file: Path | None = None
     redact_patterns_file: Path | None = None
     publish_details: bool = False  # opt-in: prompts and a short summary of each tool input, redacted
+    transcripts: bool = True  # follow the transcripts the payloads name, for live tokens and cost per agent
 
     @property
     def host_name(self) -> str:
@@ -110,6 +111,14 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
         default=env.get("AGENTWATCH_PUBLISH_DETAILS") == "1",
         help="also publish prompts and a short, redacted summary of each tool input (off: only what the graph needs)",
     )
+    group.add_argument(
+        "--no-transcripts",
+        dest="transcripts",
+        action="store_false",
+        default=env.get("AGENTWATCH_TRANSCRIPTS", "1") != "0",
+        help="do not read Claude Code's transcript files (AGENTWATCH_TRANSCRIPTS=0): sub-agents then show only "
+        "the Agent tool's cost, a floor",
+    )
 
 
 def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Settings:
@@ -136,4 +145,5 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         pricing_file=pricing,
         redact_patterns_file=Path(os.path.expanduser(ns.redact_patterns)) if ns.redact_patterns else None,
         publish_details=ns.publish_details,
+        transcripts=ns.transcripts,
     )

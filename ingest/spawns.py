@@ -15,8 +15,10 @@ from typing import Any
 from contract import MAIN_AGENT
 
 from .agent import Agent, digest, integer, text
+from .agent_usage import floor_if_unread
 from .graph import Ctx, Event, Graph
 from .outcome import FINISHED_BACKGROUND, STATUS_OUTCOME, marker_outcome, response_text
+from .usage import floor
 
 SPAWN_TOOLS = frozenset({"Agent", "Task"})  # "Task" before Claude Code 2.1.63; never TaskCreate and friends
 
@@ -42,6 +44,8 @@ def spawn_call(g: Graph, ctx: Ctx, caller: Agent, tool_use_id: str | None, tool_
         provisional=True,
         spawn_open=True,
     )
+    if g.details:
+        agent.asked = g.first_line(tool_input.get("prompt"))
     return [g.add(agent)]
 
 
@@ -117,8 +121,9 @@ def spawn_returned(g: Graph, ctx: Ctx, tool_use_id: str | None, failed: bool) ->
     outcome = marker_outcome(response_text(response)) or (
         "failure" if failed else STATUS_OUTCOME.get(status or "", agent.stop_outcome)
     )
-    usage = response.get("usage")
-    cost = g.pricing.cost(agent.model, usage if isinstance(usage, dict) else None)
+    usage = response.get("usage") if isinstance(response.get("usage"), dict) else None
+    cost = g.pricing.cost(agent.model, usage)
+    floor_if_unread(agent, floor(usage, cost))
     return out + g.done(
         agent,
         outcome,

@@ -28,6 +28,7 @@ def tool_use(g: Graph, ctx: Ctx, caller: Agent, tool: str) -> list[Event]:
         caller.compacting = False
         g.mark(caller)
     caller.tool_count += 1  # the caller was touched when the payload found it
+    caller.tools[tool] = caller.tools.get(tool, 0) + 1
     if tool_use_id:
         g.open_calls[tool_use_id] = OpenCall(ctx.session, caller.agent_id, tool, ctx.ts, call_key(tool_input))
     out: list[Event] = []

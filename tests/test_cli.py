@@ -215,6 +215,9 @@ def test_docker_compose_commands_exist_and_start(redis_server: RedisServer, tmp_
     assert set(services) == {"redis", "ingest", "relay"}
     assert services["relay"]["ports"] == ["127.0.0.1:8201:8201"]
     assert any(v.endswith(":/events:ro") for v in services["ingest"]["volumes"])
+    # Transcripts read-only, mounted at the host's own path: the one the payloads name.
+    projects = "${AGENTWATCH_PROJECTS_DIR:-${HOME}/.claude/projects}"
+    assert f"{projects}:{projects}:ro" in services["ingest"]["volumes"]
     ingest_cmd = _local(services["ingest"]["command"], redis_server, prefix)
     ingest_cmd[ingest_cmd.index("--events-file") + 1] = str(tmp_path / "events.jsonl")
     ingest = Proc([PYTHON, "-m", "agentwatch", *ingest_cmd[1:]])

@@ -21,7 +21,7 @@ from ingest.commit import Committer
 from ingest.events import Normalizer
 from ingest.pricing import Pricing
 from ingest.redact import Redactor
-from tests.mirror import Mirror, hash_view
+from tests.mirror import Mirror, hash_counters, hash_view
 from tests.stack import FIXTURE, RedisServer, run_hook, start_ingest, wait_for
 
 REAL = Path(__file__).resolve().parents[2] / "shared" / "fixtures" / "real"
@@ -76,7 +76,9 @@ async def test_stream_equals_the_alive_hash_after_every_commit(
             for _, entry in await redis.xrange(keys.log, f"{seq + 1}-0", "+"):
                 mirror.apply(json.loads(entry["envelope"])["data"])
             seq = done.seq
-            assert mirror.records == hash_view(await redis.hgetall(keys.alive)), f"after payload {i}: {payload}"
+            alive = await redis.hgetall(keys.alive)
+            assert mirror.records == hash_view(alive), f"after payload {i}: {payload}"
+            assert mirror.counters == hash_counters(alive), f"counters after payload {i}: {payload}"
         assert mirror.problems == []
         # The join state is written field by field as it changes: restored from Redis, it is what ingest holds.
         restarted = Normalizer(source="real", pricing=Pricing.load(), redact=Redactor())
