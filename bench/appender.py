@@ -20,8 +20,10 @@ import time
 from bench.common import Workload, percentile
 
 
-def run(file: str, rate: float, duration: float, t0_ns: int, sessions: int = 3) -> dict[str, float]:
-    workload = Workload(sessions)
+def run(
+    file: str, rate: float, duration: float, t0_ns: int, sessions: int = 3, transcripts: str | None = None
+) -> dict[str, float]:
+    workload = Workload(sessions) if transcripts is None else Workload(sessions, transcripts)
     total = int(rate * duration) // 2 * 2
     period = 1e9 / rate
     fd = os.open(file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)

@@ -173,8 +173,9 @@ class Workload:
     pre()/post() are one tool call's PreToolUse and PostToolUse (~300 bytes each, like the real ones).
     """
 
-    def __init__(self, sessions: int = 3) -> None:
+    def __init__(self, sessions: int = 3, transcripts: str = "/home/dev/.claude/projects/acme") -> None:
         self.sessions = SESSIONS[:sessions]
+        self.transcripts = transcripts  # the folder the payloads' transcript_path names
         self.callers = [(s, a) for s in self.sessions for a in (None, *AGENTS)]
         self.n = 0
 
@@ -185,7 +186,7 @@ class Workload:
     def _base(self, session: str, hook: str, agent: str | None) -> dict[str, Any]:
         payload: dict[str, Any] = {
             "session_id": session,
-            "transcript_path": f"/home/dev/.claude/projects/acme/{session[:8]}.jsonl",
+            "transcript_path": f"{self.transcripts}/{session[:8]}.jsonl",
             "cwd": "/home/dev/acme-shop",
             "hook_event_name": hook,
         }

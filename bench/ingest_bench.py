@@ -21,6 +21,7 @@ from typing import Any
 
 import redis
 
+from bench import transcript_cost
 from bench.common import PYTHON, CpuMeter, Workload, cpu_seconds, log, median
 from bench.harness import system
 from tests.stack import Proc, RedisServer, start_ingest
@@ -196,4 +197,5 @@ def run(server: RedisServer, work: Path, smoke: bool) -> dict[str, Any]:
     lines = 2_000 if smoke else 100_000
     out = throughput(server, work, lines, reps=1 if smoke else 3)
     out["idle"] = idle_cpu(server, work, 1.0 if smoke else 10.0)
+    out["transcripts"] = transcript_cost.run(server, work, 2.0 if smoke else 15.0)
     return out

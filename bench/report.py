@@ -80,6 +80,15 @@ def goals(r: dict[str, Any]) -> str:
         )
         idle = ingest["idle"]["cpu_pct"]["agentwatch ingest"]
         rows.append(["ingest idle CPU about zero", f"{idle:.2f}% of a core", _yes(idle < 1.0)])
+        tx = ingest.get("transcripts")
+        if tx:
+            rows.append(
+                [
+                    f"transcript following adds <= 10% ingest CPU at {tx['rate']:,} events/s",
+                    f"{tx['overhead']:+.0%} ({tx['cpu_pct_without']}% -> {tx['cpu_pct_with']}% of a core)",
+                    _yes(tx["overhead"] <= 0.10),
+                ]
+            )
     latency = r.get("latency")
     if latency:
         cell = _cell_at(latency, "agentwatch", 1000, 100)
@@ -162,7 +171,24 @@ def ingest(i: dict[str, Any]) -> str:
         f"\n\nIdle CPU: no new lines for {idle['seconds']:.0f} s, utime+stime from /proc/<pid>/stat, all four "
         f"processes in the same window (ingest's watch_step_ms = {idle['watch_step_ms']}).\n\n"
     )
-    return head + main + idle_text + table(["process", "CPU (% of one core)"], idle_rows)
+    out = head + main + idle_text + table(["process", "CPU (% of one core)"], idle_rows)
+    tx = i.get("transcripts")
+    if tx:
+        out += (
+            f"\n\nTranscript following: two ingest processes at once, each fed {tx['rate']:,} hook lines/s by its own "
+            f"appender for {tx['seconds']:.0f} s, one with `--no-transcripts`, one following {tx['transcript_files']} "
+            f"transcript files that a writer fills meanwhile ({tx['transcript_lines']:,} assistant lines of about "
+            "1.3 KB, two per response). CPU from /proc/<pid>/stat over the same window (bench/transcript_cost.py).\n\n"
+            + table(
+                ["ingest", "CPU (% of one core)"],
+                [
+                    ["without transcripts", tx["cpu_pct_without"]],
+                    ["following transcripts", tx["cpu_pct_with"]],
+                    ["overhead", f"{tx['overhead']:+.1%}"],
+                ],
+            )
+        )
+    return out
 
 
 def latency(lat: dict[str, Any]) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -42,6 +42,8 @@ def _count(value: Any) -> int | None:
 @dataclass(frozen=True)
 class Pricing:
     table: dict[str, dict[str, float]]
+    # model id -> its rates: transcripts price every response, and ids repeat (a few distinct ones per session)
+    _found: dict[str, dict[str, float] | None] = field(default_factory=dict, compare=False, repr=False)
 
     @classmethod
     def load(cls, path: Path | None = None) -> Pricing:
@@ -71,6 +73,14 @@ class Pricing:
         """Exact id, else the longest key that is a prefix up to a '-', else a family key found in the id."""
         if not model:
             return None
+        if model in self._found:
+            return self._found[model]
+        if len(self._found) >= 1024:
+            self._found.clear()
+        rates = self._found[model] = self._lookup(model)
+        return rates
+
+    def _lookup(self, model: str) -> dict[str, float] | None:
         name = normalize(model)
         if name in self.table:
             return self.table[name]

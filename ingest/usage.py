@@ -10,10 +10,11 @@ an agent's view keeps the object it published, and a new one is a change to publ
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+import msgspec
 
 from .agent import integer
 
@@ -36,20 +37,39 @@ class Line:
     agent_id: str | None  # the entry's agentId: a sub-agent's line inside the main file (before 2.0.28)
 
 
+class _Message(msgspec.Struct):
+    """The fields of an assistant message we read; its content (most of a line's bytes) is skipped unread."""
+
+    id: Any = None
+    model: Any = None
+    stop_reason: Any = None
+    usage: Any = None
+
+
+class _Entry(msgspec.Struct):
+    type: Any = None
+    message: _Message | None = None
+    requestId: Any = None  # noqa: N815 - the transcript's own field name
+    isSidechain: Any = None  # noqa: N815
+    agentId: Any = None  # noqa: N815
+    uuid: Any = None
+
+
+_decode = msgspec.json.Decoder(_Entry).decode
+
+
 def parse_line(raw: bytes) -> Line | None:
     """The usage an assistant line carries, or None for every other line (most of them, skipped unparsed)."""
     if b'"usage"' not in raw or b'"assistant"' not in raw:
         return None
     try:
-        entry = json.loads(raw)
-    except ValueError:  # a partial line after an unclean shutdown; Claude Code skips them too
-        return None
-    if not isinstance(entry, dict) or entry.get("type") != "assistant":
+        entry = _decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None  # a partial line after an unclean shutdown (Claude Code skips them too), or another shape
+    message = entry.message
+    if entry.type != "assistant" or message is None:
         return None  # progress entries embed copies of sub-agent messages: never counted
-    message = entry.get("message")
-    if not isinstance(message, dict):
-        return None
-    usage, model = message.get("usage"), message.get("model")
+    usage, model = message.usage, message.model
     if not isinstance(usage, dict) or model == "<synthetic>":
         return None
     tokens = tuple(
@@ -58,18 +78,17 @@ def parse_line(raw: bytes) -> Line | None:
     )
     if not any(tokens):
         return None  # an API error entry
-    msg_id = message.get("id") if isinstance(message.get("id"), str) else entry.get("uuid")
+    msg_id = message.id if isinstance(message.id, str) and message.id else entry.uuid
     if not isinstance(msg_id, str) or not msg_id:
         return None
-    request = entry.get("requestId")
-    agent_id = entry.get("agentId")
+    request, agent_id = entry.requestId, entry.agentId
     return Line(
         key=f"{msg_id}\x00{request if isinstance(request, str) else ''}",
-        final=message.get("stop_reason") is not None,
+        final=message.stop_reason is not None,
         model=model if isinstance(model, str) else None,
         tokens=(tokens[0], tokens[1], tokens[2], tokens[3]),
         raw=usage,
-        sidechain=entry.get("isSidechain") is True,
+        sidechain=entry.isSidechain is True,
         agent_id=agent_id if isinstance(agent_id, str) and agent_id else None,
     )
 
