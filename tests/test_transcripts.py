@@ -14,9 +14,10 @@ import pytest
 from redis import Redis
 
 from contract import LOG_FIELD, Keys
+from ingest.events import Normalizer
 from ingest.pricing import Pricing
 from ingest.transcripts import Transcripts
-from ingest.usage import Ledger, parse_line
+from ingest.usage import Ledger, add, parse_line
 from tests.mirror import Mirror, hash_view
 from tests.stack import RedisServer, start_ingest, wait_for
 from tests.transcript_writer import TranscriptWriter, expected_usage, price, usage
@@ -278,3 +279,116 @@ def test_an_unreadable_transcript_leaves_the_agent_tool_floor(
         _wait_usage(redis_server, prefix, "main", {**done["usage"]}, field="sub_usage")
     finally:
         ingest.stop()
+
+
+# ---- layouts and subtree totals, on the normalizer in-process
+
+
+class Session:
+    """A normalizer following transcripts, fed payloads one second apart (so every file is read each time)."""
+
+    def __init__(self, w: TranscriptWriter) -> None:
+        self.w = w
+        self.norm = Normalizer(source="t", pricing=Pricing.load(None), transcripts=True)
+        self.now = 1_800_000_000_000
+        self.events: list[dict[str, Any]] = []
+
+    def send(self, hook: str, **fields: Any) -> None:
+        self.now += 1000
+        payload = {"session_id": SESSION, "transcript_path": str(self.w.main_path), "hook_event_name": hook, **fields}
+        self.events += self.norm.feed({"_received_at": self.now, **payload}, self.now)
+        self.tick()
+
+    def tick(self) -> None:
+        self.now += 1000
+        self.events += self.norm.expire(self.now)
+
+    def usage(self, agent: str, field: str = "usage") -> dict[str, Any] | None:
+        found = self.norm.graph.get(SESSION, agent)
+        assert found is not None, f"{agent} is not alive"
+        value: dict[str, Any] | None = getattr(found, field)
+        return value
+
+
+def _spawn(s: Session, call: str, agent: str, agent_type: str, caller: str | None = None) -> None:
+    by = {"agent_id": caller, "agent_type": "general-purpose"} if caller else {}
+    s.send("PreToolUse", tool_name="Agent", tool_use_id=call, tool_input={"subagent_type": agent_type}, **by)
+    s.send("SubagentStart", agent_id=agent, agent_type=agent_type)
+
+
+def test_the_beside_the_session_layout_and_inline_sidechains(tmp_path: Path) -> None:
+    """2.0.28 to 2.1.1 write agent-<id>.jsonl beside the session file; up to 2.0.27 sub-agent turns are in the
+    session file itself (isSidechain), counted for the session's subtree, not for the orchestrator."""
+    w = TranscriptWriter(tmp_path, SESSION)
+    s = Session(w)
+    s.send("SessionStart", source="startup")
+    w.response(None, OPUS, usage(10, 100))
+    side = w.response(None, SONNET, usage(5, 50), sidechain=True)
+    _spawn(s, "toolu_a", EXPLORE, "Explore")
+    beside = w.agent_path(EXPLORE, layout="beside")
+    w.response(EXPLORE, HAIKU, usage(3, 30), path=beside)
+    for _ in range(6):  # a running sub-agent's file is looked for every few seconds
+        s.tick()
+    _same(s.usage(EXPLORE), expected_usage(w.lines, {beside}))
+    mine = [x for x in w.lines if x.path == w.main_path and not x.sidechain]
+    _same(s.usage("main"), expected_usage(mine, {w.main_path}))
+    inline = [x for x in w.lines if x.key[0] == side]
+    _same(s.usage("main", "sub_usage"), expected_usage(inline, {w.main_path}))
+
+
+def test_subtree_totals_add_up_as_agents_end(tmp_path: Path) -> None:
+    """A nested agent's figures go to its parent when it ends, the parent's (with them) to the orchestrator:
+    at every step, usage + sub_usage + the alive children's subtrees is everything counted."""
+    w = TranscriptWriter(tmp_path, SESSION)
+    s = Session(w)
+    s.send("SessionStart", source="startup")
+    outer, inner = "0000aaaa0000aaaa", "1111bbbb1111bbbb"
+    _spawn(s, "toolu_o", outer, "general-purpose")
+    _spawn(s, "toolu_i", inner, "Explore", caller=outer)
+    w.response(None, OPUS, usage(10, 100, read=1000))
+    w.response(outer, SONNET, usage(20, 200, write_1h=300))
+    w.response(inner, HAIKU, usage(30, 300, read=50))
+    w.response(inner, HAIKU, usage(1, 40), final=False)
+    for _ in range(6):
+        s.tick()
+    everything = expected_usage(w.lines, {w.main_path, w.agent_path(outer), w.agent_path(inner)})
+
+    def subtree(agent: str) -> dict[str, Any]:
+        found = s.norm.graph.get(SESSION, agent)
+        assert found is not None
+        total = add(found.usage, found.sub_usage) or {}
+        for child in s.norm.graph.agents.values():
+            if child.parent_id == agent and child.agent_id != agent:
+                total = add(total, subtree(child.agent_id)) or {}
+        return total
+
+    _same(subtree("main"), everything)
+    _same(s.usage(inner), expected_usage(w.lines, {w.agent_path(inner)}))
+    s.send("SubagentStop", agent_id=inner, agent_type="Explore", agent_transcript_path=str(w.agent_path(inner)))
+    s.send(
+        "PostToolUse",
+        tool_name="Agent",
+        tool_use_id="toolu_i",
+        agent_id=outer,
+        agent_type="general-purpose",
+        tool_input={},
+        tool_response={"status": "completed", "agentId": inner, "usage": usage(1, 1)},
+    )
+    _same(s.usage(outer, "sub_usage"), expected_usage(w.lines, {w.agent_path(inner)}))
+    _same(subtree("main"), everything)
+    w.response(inner, HAIKU, usage(2, 22))  # lands after its end: still in the subtree
+    s.tick()
+    everything = expected_usage(w.lines, {w.main_path, w.agent_path(outer), w.agent_path(inner)})
+    _same(subtree("main"), everything)
+    s.send("SubagentStop", agent_id=outer, agent_type="general-purpose")
+    s.send(
+        "PostToolUse",
+        tool_name="Agent",
+        tool_use_id="toolu_o",
+        tool_input={},
+        tool_response={"status": "completed", "agentId": outer},
+    )
+    assert s.norm.graph.get(SESSION, outer) is None
+    _same(subtree("main"), everything)
+    done = {e["agent_id"]: e for e in s.events if e["type"] == "agent_done"}
+    assert done[inner]["usage"]["basis"] == "transcript" and done[outer]["usage"]["basis"] == "transcript"
