@@ -38,24 +38,71 @@ def _id(prefix: str) -> str:
     return prefix + uuid.uuid4().hex[:24]
 
 
-def session_script(rng: random.Random) -> Iterator[tuple[float, dict[str, Any]]]:
-    """(delay in seconds before it, payload) for one whole session."""
+TRANSCRIPT = "__transcript__"  # a script item that is a transcript line (file, text), not a hook payload
+
+
+def _response(rng: random.Random, session: str, path: Path, model: str, agent_id: str | None) -> dict[str, Any]:
+    """One API response as Claude Code writes it to a transcript: a placeholder line, then the final one."""
+    msg, request = _id("msg_"), _id("req_")
+    usage = {
+        "input_tokens": rng.randint(3, 12),
+        "output_tokens": rng.randint(80, 900),
+        "cache_read_input_tokens": rng.randint(8_000, 60_000),
+        "cache_creation_input_tokens": (write := rng.randint(300, 3_000)),
+        "cache_creation": {"ephemeral_5m_input_tokens": 0, "ephemeral_1h_input_tokens": write},
+    }
+    lines = []
+    for final in (False, True):
+        entry = {
+            "type": "assistant",
+            "sessionId": session,
+            "isSidechain": agent_id is not None,
+            "message": {
+                "id": msg,
+                "model": model,
+                "role": "assistant",
+                "content": [{"type": "text", "text": "Looking into it."}],
+                "stop_reason": "tool_use" if final else None,
+                "usage": usage if final else {**usage, "output_tokens": 1},
+            },
+            "requestId": request,
+            "uuid": str(uuid.uuid4()),
+            **({"agentId": agent_id} if agent_id else {}),
+        }
+        lines.append(json.dumps(entry, separators=(",", ":")) + "\n")
+    return {TRANSCRIPT: (str(path), "".join(lines))}
+
+
+def session_script(rng: random.Random, transcripts: Path | None = None) -> Iterator[tuple[float, dict[str, Any]]]:
+    """(delay in seconds before it, payload) for one whole session. With `transcripts` (a folder), also the
+    transcript lines Claude Code would write there, so tokens and cost show live."""
     session = str(uuid.uuid4())
     project = rng.choice(PROJECTS)
-    base = {"session_id": session, "cwd": f"/home/demo/{project}", "transcript_path": f"/tmp/{session}.jsonl"}
+    folder = transcripts or Path("/nonexistent-agentwatch-demo")
+    main_file = folder / f"{session}.jsonl"
+    base = {"session_id": session, "cwd": f"/home/demo/{project}", "transcript_path": str(main_file)}
+    models: dict[str | None, str] = {None: "claude-opus-4-5"}
 
     def hook(name: str, **fields: Any) -> dict[str, Any]:
         return {**base, "hook_event_name": name, **fields}
 
+    def think(agent_id: str | None) -> Iterator[tuple[float, dict[str, Any]]]:
+        if transcripts is not None:
+            path = main_file if agent_id is None else folder / session / "subagents" / f"agent-{agent_id}.jsonl"
+            yield 0.0, _response(rng, session, path, models.get(agent_id, "claude-sonnet-4-5"), agent_id)
+
     yield 0.2, hook("SessionStart", source="startup", model="claude-opus-4-5")
     yield 1.0, hook("UserPromptSubmit", prompt="Audit the checkout module with parallel agents.")
+    yield from think(None)
     members = rng.sample(TEAM, k=rng.randint(2, len(TEAM)))
     agents: list[tuple[str, tuple[str, str, str, str, list[str]]]] = []
     for member in members:
         agent_type, alias, _model, description, _tools = member
         tool_use_id = _id("toolu_")
         agent_id = uuid.uuid4().hex[:16]
+        models[agent_id] = member[2]
         tool_input = {"description": description, "prompt": description, "subagent_type": agent_type, "model": alias}
+        yield from think(None)
         yield 0.4, hook("PreToolUse", tool_name="Agent", tool_input=tool_input, tool_use_id=tool_use_id)
         yield 0.1, hook("SubagentStart", agent_id=agent_id, agent_type=agent_type)
         response = {"status": "async_launched", "agentId": agent_id, "resolvedModel": member[2]}
@@ -75,6 +122,7 @@ def session_script(rng: random.Random) -> Iterator[tuple[float, dict[str, Any]]]
         tool = queues[agent_id].pop(0)
         tool_use_id = _id("toolu_")
         who = {"agent_id": agent_id, "agent_type": types[agent_id]}
+        yield from think(agent_id)
         yield rng.uniform(0.2, 0.9), hook("PreToolUse", tool_name=tool, tool_input={}, tool_use_id=tool_use_id, **who)
         if tool == "WebFetch":
             yield (
@@ -110,9 +158,12 @@ def session_script(rng: random.Random) -> Iterator[tuple[float, dict[str, Any]]]
             nested_done = True
             yield from _nested(hook, agent_id, types[agent_id], rng)
         if not queues[agent_id]:
+            yield from think(agent_id)  # its last answer
+        if not queues[agent_id]:
             status = rng.choice(["functional", "functional", "partial", "no"])
             last = f"Done.\n=== STATUS-TRUTH MARKER ===\nshipped: {status}\n"
             yield 0.3, hook("SubagentStop", agent_id=agent_id, agent_type=types[agent_id], last_assistant_message=last)
+    yield from think(None)
     yield 0.8, hook("PreToolUse", tool_name="Write", tool_input={}, tool_use_id=(t := _id("toolu_")))
     yield 0.2, hook("PostToolUse", tool_name="Write", tool_input={}, tool_use_id=t, tool_response={})
     yield 0.5, hook("Stop", stop_hook_active=False, background_tasks=[])
@@ -180,6 +231,12 @@ def remove_temporary(path: Path) -> None:
         shutil.rmtree(path.parent, ignore_errors=True)
 
 
+def _append(path: str, text: str) -> None:
+    os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(text)
+
+
 def append_line(path: Path, payload: dict[str, Any]) -> None:
     """As the hook does: stamp the time, one line, one write() on an O_APPEND descriptor."""
     line = json.dumps({"_received_at": int(time.time() * 1000), **payload}, separators=(",", ":")) + "\n"
@@ -198,12 +255,15 @@ async def play(path: Path, stop: asyncio.Event, speed: float = 1.0, sessions: in
     async def one_after_another(offset: float) -> None:
         await asyncio.sleep(offset)
         while not stop.is_set():
-            for delay, payload in session_script(rng):
+            for delay, payload in session_script(rng, path.parent / "projects"):
                 try:
                     await asyncio.wait_for(stop.wait(), delay / speed)
                     return
                 except TimeoutError:
-                    append_line(path, payload)
+                    if TRANSCRIPT in payload:
+                        _append(*payload[TRANSCRIPT])
+                    else:
+                        append_line(path, payload)
             await asyncio.sleep(1.0 / speed)
 
     await asyncio.gather(*(one_after_another(i * 4.0 / speed) for i in range(sessions)))
