@@ -57,6 +57,7 @@ def settle(g: Graph, t: Transcripts, agent: Agent, ts: int) -> None:
     target = alive_field(heir.session_id, heir.agent_id) if heir is not None else None
     for followed in [*t.of(agent.session_id, agent.agent_id), *t.targeting(key)]:
         t.ended(followed, target, ts)
+    t.looked.pop(key, None)
 
 
 def floor_if_unread(agent: Agent, floor: Usage | None) -> None:

@@ -64,6 +64,16 @@ class Transcripts:
         self.looked: dict[str, int] = {}  # alive field -> when its file was last looked for
         self.dirty: set[str] = set()
         self.dropped: set[str] = set()
+        # Indexes: every pass asks, for each alive agent, whether its file is followed (a session can have
+        # a thousand sub-agent files).
+        self._by_agent: dict[tuple[str, str], set[str]] = {}
+        self._by_target: dict[str, set[str]] = {}
+
+    def _add(self, followed: Followed) -> None:
+        self.files[followed.path] = followed
+        self._by_agent.setdefault((followed.session, followed.agent_id), set()).add(followed.path)
+        if followed.target is not None:
+            self._by_target.setdefault(followed.target, set()).add(followed.path)
 
     # ---- which files
     def follow(self, path: Any, session: str, agent_id: str) -> None:
@@ -74,12 +84,12 @@ class Transcripts:
             if session in self.sessions:
                 return
             self.sessions[session] = path
-        self.files[path] = Followed(path, session, agent_id)
+        self._add(Followed(path, session, agent_id))
         self.dirty.add(path)
         self.dropped.discard(path)
 
     def has_own(self, session: str, agent_id: str) -> bool:
-        return any(f.session == session and f.agent_id == agent_id and f.target is None for f in self.files.values())
+        return any(self.files[p].target is None for p in self._by_agent.get((session, agent_id), ()))
 
     def candidates(self, session: str, agent_id: str) -> list[str]:
         """Where Claude Code writes a sub-agent's file, newest layout first."""
@@ -102,25 +112,45 @@ class Transcripts:
         return False
 
     def of(self, session: str, agent_id: str) -> list[Followed]:
-        return [f for f in self.files.values() if f.session == session and f.agent_id == agent_id]
+        return [self.files[p] for p in sorted(self._by_agent.get((session, agent_id), ()))]
 
     def targeting(self, key: str) -> list[Followed]:
-        return [f for f in self.files.values() if f.target == key]
+        return [self.files[p] for p in sorted(self._by_target.get(key, ()))]
 
     def ended(self, followed: Followed, target: str | None, now_ms: int) -> None:
         """Its agent ended: what is still written goes to `target`'s sub_usage for the grace period."""
+        if followed.target is not None:
+            self._by_target.get(followed.target, set()).discard(followed.path)
         followed.target, followed.until = target, now_ms + GRACE_MS
+        if target is not None:
+            self._by_target.setdefault(target, set()).add(followed.path)
         self.dirty.add(followed.path)
 
     def drop_session(self, session: str) -> None:
         for path in [p for p, f in self.files.items() if f.session == session]:
             self.drop(path)
         self.sessions.pop(session, None)
+        prefix = session + "/"
+        for key in [k for k in self.looked if k.startswith(prefix)]:
+            del self.looked[key]
 
     def drop(self, path: str) -> None:
-        if self.files.pop(path, None) is not None:
-            self.dropped.add(path)
-            self.dirty.discard(path)
+        followed = self.files.pop(path, None)
+        if followed is None:
+            return
+        self.dropped.add(path)
+        self.dirty.discard(path)
+        owned = self._by_agent.get((followed.session, followed.agent_id))
+        if owned is not None:
+            owned.discard(path)
+            if not owned:
+                del self._by_agent[(followed.session, followed.agent_id)]
+        if followed.target is not None:
+            targeted = self._by_target.get(followed.target)
+            if targeted is not None:
+                targeted.discard(path)
+                if not targeted:
+                    del self._by_target[followed.target]
 
     # ---- reading
     def due(self, now_ms: int) -> list[Followed]:
@@ -195,6 +225,7 @@ class Transcripts:
         """The files followed at the checkpoint; the end of each is read again (counting nothing) so that a
         response half-counted before the restart is completed, not counted again."""
         self.files, self.sessions, self.looked = {}, {}, {}
+        self._by_agent, self._by_target = {}, {}
         self.dirty, self.dropped = set(), set()
         self.ledger.counted.clear()
         for name, value in checkpoint.items():
@@ -205,8 +236,10 @@ class Transcripts:
                 path = json.loads('"' + name[len(FIELD) :] + '"')
                 session, agent_id, target, dev, ino, off, skip, until = json.loads(value)
                 if not foreign:
-                    self.files[path] = Followed(
-                        path, str(session), str(agent_id), target, int(dev), int(ino), int(off), bool(skip), until
+                    self._add(
+                        Followed(
+                            path, str(session), str(agent_id), target, int(dev), int(ino), int(off), bool(skip), until
+                        )
                     )
                     if agent_id == MAIN_AGENT:
                         self.sessions[str(session)] = path
