@@ -16,7 +16,7 @@ from redis import Redis
 from contract import LOG_FIELD, Keys
 from ingest.events import Normalizer
 from ingest.pricing import Pricing
-from ingest.transcripts import Transcripts
+from ingest.transcripts import READ_CAP, Transcripts
 from ingest.usage import Ledger, add, parse_line
 from tests.mirror import Mirror, hash_view
 from tests.stack import RedisServer, start_ingest, wait_for
@@ -107,6 +107,11 @@ def test_reading_stops_at_the_last_complete_line_and_skips_fifos(tmp_path: Path)
     assert f.off == w.main_path.read_bytes().rfind(b"\n") + 1  # the half-written line waits
     w.append(w.main_path, '"stop_reason": "end_turn", "usage": {"input_tokens": 2, "output_tokens": 8}}}\n')
     assert [line.tokens for _, line in t.read(f, 5_000)] == [(2, 8, 0, 0)]
+    # A line longer than one read (a huge tool result) is skipped to its end; the next one still counts.
+    w.append(w.main_path, '{"type": "user", "content": "' + "x" * (READ_CAP + 10) + '"}\n')
+    w.response(None, OPUS, usage(3, 33), blocks=1)
+    got = [line.tokens for _ in range(3) for _, line in t.read(f, 10_000 + _ * 1000)]
+    assert got == [(3, 33, 0, 0)] and f.off == w.main_path.stat().st_size
     fifo = tmp_path / "agent-fifo.jsonl"
     os.mkfifo(fifo)
     t.follow(str(fifo), SESSION, "x")
