@@ -66,6 +66,13 @@ META_EPOCH = "epoch"  # random id set once; a new one means Redis lost its state
 META_REPLID = "replid"
 # The one field of each stream entry; the entry id is "<seq>-0" so XRANGE can address seqs directly.
 LOG_FIELD = "envelope"
+# Keyframes (the alive set at a seq, written inside the commit that reaches that seq): meta fields of the last.
+META_KEYFRAME_SEQ = "kf_seq"
+META_KEYFRAME_TS = "kf_ts"
+META_KEYFRAME_EPOCH = "kf_epoch"  # the epoch the keyframes belong to: a new epoch starts the window again
+META_TRIMMED = "trimmed"  # how the retained window was last cut: "time" or "bytes" (the ceiling won)
+META_TRIMMED_AT = "trimmed_at"  # Redis time (ms) of that cut
+MARK_FIELD = "mark"  # the one field of a marks entry: JSON {type, ts, session_id, agent_id, ...}
 
 
 CLUSTER_SCHEMES = ("redis+cluster://", "rediss+cluster://")
@@ -122,8 +129,29 @@ class Keys:
 
     @property
     def log(self) -> str:
-        """Stream capped at about N entries, one per envelope, for gap filling and resume."""
+        """Stream of the envelopes (entry id "<seq>-0") of the retained window: gap filling, resume and replay."""
         return f"{self.namespace}:log"
+
+    @property
+    def keyframes(self) -> str:
+        """Stream of keyframes, entry id "<seq>-0", fields `ts` (Redis ms), `epoch` and `alive` (a JSON object:
+        alive field -> record): exactly `HGETALL {p}:alive` after that seq. Replay starts from the one before."""
+        return f"{self.namespace}:keyframes"
+
+    @property
+    def keyframe_times(self) -> str:
+        """Sorted set: member a keyframe's seq, score its Redis time (ms): finds the keyframe before a time."""
+        return f"{self.namespace}:keyframe_times"
+
+    @property
+    def marks(self) -> str:
+        """Stream of the timeline's markers, entry id "<seq>-0" of the event: session starts and ends, failures."""
+        return f"{self.namespace}:marks"
+
+    @property
+    def timeline(self) -> str:
+        """Hash of events per minute: "<minute>:e" events, "<minute>:f" failures (minute = ts // 60000)."""
+        return f"{self.namespace}:timeline"
 
     @property
     def stats(self) -> str:
@@ -294,6 +322,50 @@ def float_setting(flag: str, value: str, minimum: float) -> float:
     if not number >= minimum:  # also refuses NaN
         raise SettingsError(f"{flag} has value {value!r}: expected a number >= {minimum}")
     return number
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+_SIZE_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 10**6,
+    "mb": 10**6,
+    "mib": 1 << 20,
+    "g": 10**9,
+    "gb": 10**9,
+    "gib": 1 << 30,
+}
+
+
+def duration_setting(flag: str, value: str, minimum: float = 0.0) -> float:
+    """Seconds from "90", "90s", "15m", "24h" or "7d"."""
+    text = value.strip().lower()
+    unit = text[-1:] if text[-1:] in _DURATION_UNITS else "s"
+    number = text[:-1] if text[-1:] in _DURATION_UNITS else text
+    try:
+        seconds = float(number) * _DURATION_UNITS[unit]
+    except ValueError:
+        seconds = float("nan")
+    if not seconds >= minimum:
+        raise SettingsError(f"{flag} has value {value!r}: expected a duration such as 90s, 15m, 24h or 7d")
+    return seconds
+
+
+def size_setting(flag: str, value: str, minimum: int = 0) -> int:
+    """Bytes from "1048576", "512MB", "256MiB" or "2GiB"."""
+    text = value.strip().lower().replace(" ", "")
+    digits = text.rstrip("abgikm")
+    unit = text[len(digits) :]
+    try:
+        size = int(float(digits) * _SIZE_UNITS[unit])
+    except (ValueError, KeyError):
+        size = minimum - 1
+    if size < minimum:
+        raise SettingsError(f"{flag} has value {value!r}: expected a size such as 256MiB, 512MB or 2GiB")
+    return size
 
 
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"

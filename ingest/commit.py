@@ -14,7 +14,19 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from contract import LOG_FIELD, META_EPOCH, META_REPLID, META_SEQ, Keys
+from contract import (
+    LOG_FIELD,
+    MARK_FIELD,
+    META_EPOCH,
+    META_KEYFRAME_EPOCH,
+    META_KEYFRAME_SEQ,
+    META_KEYFRAME_TS,
+    META_REPLID,
+    META_SEQ,
+    Keys,
+)
+
+from .timeline import Timeline
 
 # Redis' clock in ms: leases and commit times never depend on a machine's clock.
 NOW_LUA = """
@@ -64,13 +76,18 @@ end
 # Appends the events ARGV[i .. i+n-1] (JSON data) under `epoch`: seq, log (KEYS[3], capped at ARGV[3]) and
 # the channel (KEYS[4]), in the envelope format envelope_prefix() describes.
 PUBLISH_LUA = f"""
+local cap = tonumber(ARGV[3])
 local seq = redis.call('HINCRBY', KEYS[1], '{META_SEQ}', n) - n
 local head = '{{"type":"event","seq":'
 local mid = ',"epoch":"' .. epoch .. '","data":'
 for j = 0, n - 1 do
   seq = seq + 1
   local env = head .. seq .. mid .. events[i + j] .. '}}'
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], seq .. '-0', '{LOG_FIELD}', env)
+  if cap > 0 then
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', cap, seq .. '-0', '{LOG_FIELD}', env)
+  else  -- no count cap: the retained window is cut by time and bytes (ingest/retention.py)
+    redis.call('XADD', KEYS[3], seq .. '-0', '{LOG_FIELD}', env)
+  end
   redis.call('PUBLISH', KEYS[4], env)
 end
 """
@@ -82,9 +99,47 @@ def for_keys(script: str, keys: Keys) -> str:
     return script.replace("redis.call('PUBLISH',", f"redis.call('{keys.publish}',")
 
 
-# KEYS: meta, alive, log, channel, checkpoint, stats
-# ARGV: expected pos token, epoch candidate, stream cap, lease owner, lease gen, then counted groups:
-#   checkpoint pairs, checkpoint dels, alive sets (pairs), alive dels, stats increments (pairs), events (JSON data).
+# After the events: the replay window's share of this commit. Keyframes and marks belong to one epoch (a new
+# one starts the window again); a keyframe is the alive hash as it is after this commit's last seq, written
+# every ARGV[6] events or ARGV[7] ms of Redis time. An entry id at or below a stream's top would be refused
+# mid-script (seqs went back without the log noticing): that stream starts again instead.
+WINDOW_LUA = f"""
+local kf = redis.call('HMGET', KEYS[1], '{META_KEYFRAME_SEQ}', '{META_KEYFRAME_TS}', '{META_KEYFRAME_EPOCH}')
+local kf_seq, kf_ts = tonumber(kf[1] or '-1'), tonumber(kf[2] or '0')
+if kf[3] ~= epoch then
+  redis.call('DEL', KEYS[7], KEYS[8], KEYS[9], KEYS[10])
+  kf_seq = -1
+end
+local function append(key, id, ...)
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if top and tonumber(string.match(top[1], '^(%d+)')) >= id then redis.call('DEL', key) end
+  redis.call('XADD', key, id .. '-0', ...)
+end
+local nm = tonumber(ARGV[i])
+i = i + 1
+for j = 0, nm - 1 do
+  append(KEYS[9], seq - n + tonumber(ARGV[i + 2 * j]) + 1, '{MARK_FIELD}', ARGV[i + 2 * j + 1])
+end
+i = i + 2 * nm
+local nt = tonumber(ARGV[i])
+i = i + 1
+for j = 0, nt - 1 do redis.call('HINCRBY', KEYS[10], ARGV[i + 2 * j], ARGV[i + 2 * j + 1]) end
+i = i + 2 * nt
+if seq > kf_seq and (kf_seq < 0 or seq - kf_seq >= tonumber(ARGV[6]) or now - kf_ts >= tonumber(ARGV[7])) then
+  local flat = redis.call('HGETALL', KEYS[2])
+  local parts = {{}}
+  for j = 1, #flat, 2 do parts[#parts + 1] = cjson.encode(flat[j]) .. ':' .. flat[j + 1] end
+  append(KEYS[7], seq, 'ts', now, 'epoch', epoch, 'alive', '{{' .. table.concat(parts, ',') .. '}}')
+  redis.call('ZADD', KEYS[8], now, seq)
+  redis.call('HSET', KEYS[1], '{META_KEYFRAME_SEQ}', seq, '{META_KEYFRAME_TS}', now, '{META_KEYFRAME_EPOCH}', epoch)
+end
+"""
+
+# KEYS: meta, alive, log, channel, checkpoint, stats, keyframes, keyframe_times, marks, timeline
+# ARGV: expected pos token, epoch candidate, stream cap (0: none), lease owner, lease gen, keyframe every N
+#   events, keyframe every T ms, then counted groups: checkpoint pairs, checkpoint dels, alive sets (pairs),
+#   alive dels, stats increments (pairs), events (JSON data), marks (pairs: index in events, JSON), timeline
+#   increments (pairs).
 # The lease is the fencing token: a writer whose lease was taken over or reaped (or that holds none while
 # someone does) is refused before anything is written.
 COMMIT_LUA = f"""
@@ -99,7 +154,7 @@ if cur ~= ARGV[1] then
 end
 {NOW_LUA}
 {EPOCH_CHECKS_LUA}
-local i = 6
+local i = 8
 local function group(width, fn)
   local n = tonumber(ARGV[i])
   i = i + 1
@@ -123,6 +178,8 @@ local n = tonumber(ARGV[i])
 i = i + 1
 local events = ARGV
 {PUBLISH_LUA}
+i = i + n
+{WINDOW_LUA}
 return {{seq, epoch, fresh}}
 """
 
@@ -160,12 +217,23 @@ class Committed:
     fresh_epoch: bool
 
 
+@dataclass(frozen=True)
+class Keyframes:
+    """How often a commit stores the alive set: every `events` envelopes or every `interval_ms` of Redis time."""
+
+    events: int = 2000
+    interval_ms: int = 60_000
+
+
 class Committer:
-    def __init__(self, redis: Redis, keys: Keys, source: str, stream_cap: int) -> None:
+    def __init__(
+        self, redis: Redis, keys: Keys, source: str, stream_cap: int, keyframes: Keyframes = Keyframes()
+    ) -> None:
         self.redis = redis
         self.keys = keys
         self.source = source
         self.stream_cap = stream_cap
+        self.keyframes = keyframes
         self.lease = ("", "")  # (owner, gen) of the lease this writer holds; ("", "") commits only unleased
         self._script = redis.register_script(for_keys(COMMIT_LUA, keys))
         self._epoch = redis.register_script(EPOCH_LUA)
@@ -191,9 +259,12 @@ class Committer:
         alive_del: Sequence[str],
         stats: Mapping[str, int],
         checkpoint_del: Sequence[str] = (),
+        timeline: Timeline | None = None,
     ) -> Committed:
-        """checkpoint_del: checkpoint fields to delete (the join state is written field by field, as it changes)."""
-        args: list[Any] = [expected, epoch_candidate, self.stream_cap, *self.lease]
+        """checkpoint_del: checkpoint fields to delete (the join state is written field by field, as it changes).
+        timeline: the replay timeline's marks and per-minute counts for these events."""
+        kf = self.keyframes
+        args: list[Any] = [expected, epoch_candidate, self.stream_cap, *self.lease, kf.events, kf.interval_ms]
         args.append(len(checkpoint))
         for k, v in checkpoint.items():
             args += (k, v)
@@ -209,8 +280,18 @@ class Committer:
             args += (k, n)
         args.append(len(events))
         args += events
+        marks, minutes = (timeline.marks, timeline.minutes) if timeline is not None else ([], {})
+        args.append(len(marks))
+        for index, mark in marks:
+            args += (index, mark)
+        args.append(len(minutes))
+        for name, count in minutes.items():
+            args += (name, count)
         names = self.keys
-        keys = [names.meta, names.alive, names.log, names.channel, names.checkpoint(self.source), names.stats]
+        keys = [
+            *(names.meta, names.alive, names.log, names.channel, names.checkpoint(self.source), names.stats),
+            *(names.keyframes, names.keyframe_times, names.marks, names.timeline),
+        ]
         try:
             seq, epoch, fresh = await self._script(keys=keys, args=args)
         except ResponseError as exc:

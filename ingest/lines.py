@@ -16,6 +16,7 @@ from contract import compact_json
 
 from .events import Normalizer, Rejected
 from .tail import Batch
+from .timeline import Timeline
 
 log = logging.getLogger("ingest")
 
@@ -33,10 +34,11 @@ DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 def normalize_batch(
     normalizer: Normalizer, batch: Batch, events_file: Path, stats_key: str
-) -> tuple[list[str], dict[str, int]]:
-    """The batch's events (JSON) and its stats increments."""
+) -> tuple[list[str], dict[str, int], Timeline]:
+    """The batch's events (JSON), its stats increments and its share of the replay timeline."""
     now = int(time.time() * 1000)
     events: list[str] = []
+    timeline = Timeline()
     stats: dict[str, int] = dict(batch.counters)
     bad: list[tuple[int, str, str, bytes]] = [(off, reason, "line too long", ex) for off, reason, ex in batch.rejects]
     for off, raw in batch.lines:
@@ -52,7 +54,9 @@ def normalize_batch(
                 raise Rejected("invalid_utf8", "expected UTF-8 text") from None
             except (ValueError, RecursionError) as exc:
                 raise Rejected("not_json", f"expected one JSON object ({str(exc)[:80]})") from None
-            events += [compact_json(e) for e in normalizer.feed(payload, now)]
+            for event in normalizer.feed(payload, now):
+                timeline.add(len(events), event)
+                events.append(compact_json(event))
         except Rejected as rej:
             bad.append((off, rej.reason, rej.detail, raw))
         except Exception as exc:  # a normalizer bug must cost one line, not the whole ingest
@@ -71,4 +75,4 @@ def normalize_batch(
     stats["lines"] = len(batch.lines) + len(batch.rejects)
     stats["rejected"] = len(bad)
     stats["events"] = len(events)
-    return events, stats
+    return events, stats, timeline

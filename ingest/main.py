@@ -22,19 +22,22 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from contract import Keys, compact_json, safe_url
 from contract.hygiene import eviction_warning
 
-from .commit import Committer, Fenced, Stale
+from .commit import Committer, Fenced, Keyframes, Stale
 from .events import Limits, Normalizer
 from .lease import Holder, Lease, Reaper
 from .lines import normalize_batch
 from .permissions import warn_readable
 from .pricing import Pricing
 from .redact import Redactor
+from .retention import Retention
 from .settings import Settings
 from .tail import Batch, Position, Tail, wakeups
+from .timeline import Timeline
 
 log = logging.getLogger("ingest")
 
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+TRIM_EVERY_S = 60.0  # how often the replay window is cut (by time, and by bytes past the ceiling)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class Prepared:
     alive_del: list[str]
     stats: dict[str, int]
     checkpoint_del: list[str]
+    timeline: Timeline
 
 
 class IngestError(RuntimeError):
@@ -66,7 +70,9 @@ class Ingest:
         self.keys = Keys.for_url(settings.prefix, settings.redis_url)
         self.host = settings.host_name
         self.source = settings.source_name
-        self.committer = Committer(redis, self.keys, self.source, settings.stream_cap)
+        keyframes = Keyframes(settings.keyframe_events, int(settings.keyframe_interval_s * 1000))
+        self.committer = Committer(redis, self.keys, self.source, settings.stream_cap, keyframes)
+        self.retention = Retention(redis, self.keys, settings.retention_s, settings.retention_max_bytes)
         self.lease = Lease(redis, self.keys, self.source, self.host, settings.lease_ttl_s)
         self.reaper = Reaper(redis, self.keys, self.source, settings.stream_cap)
         self.lease_lost: str | None = None  # set by the heartbeat: our lease is gone (to this owner; "": nobody)
@@ -85,6 +91,7 @@ class Ingest:
         self.expected = ""  # checkpoint position token of our last commit
         self.last_expire = 0.0
         self.committed_lines = 0
+        self.trim_refused = False
 
     async def run(self) -> None:
         try:
@@ -190,10 +197,14 @@ class Ingest:
         loop = asyncio.get_running_loop()
         interval = self.settings.lease_ttl_s / 3
         next_renew = loop.time() + interval
+        next_trim = loop.time() + TRIM_EVERY_S
         failing = False
         while not self.stop.is_set():
             wait = None
             try:
+                if loop.time() >= next_trim:
+                    next_trim = loop.time() + TRIM_EVERY_S
+                    await self._trim()
                 if loop.time() >= next_renew:
                     next_renew = loop.time() + interval
                     gen = self.lease.gen
@@ -207,10 +218,19 @@ class Ingest:
                     log.warning("lease heartbeat: Redis unreachable (%s); retrying", exc)
                 failing = True
                 next_renew = min(next_renew, loop.time() + 0.5)
-            delay = next_renew - loop.time()
+            delay = min(next_renew, next_trim) - loop.time()
             if wait is not None:
                 delay = min(delay, wait + 0.05)
             await _sleep(self.stop, max(0.05, delay))
+
+    async def _trim(self) -> None:
+        """Cut the replay window by time (and bytes); a Redis that refuses it is said once, not retried."""
+        try:
+            await self.retention.run()
+        except ResponseError as exc:
+            if not self.trim_refused:
+                self.trim_refused = True
+                log.warning("retention: Redis refused the trim (%s); the replay window is not cut", exc)
 
     async def _reclaim(self, owner: str) -> bool:
         """Our lease was taken over or reaped (we were paused or cut off past the TTL, or Redis lost it). Take
@@ -304,8 +324,8 @@ class Ingest:
             batch = self.tail.read_batch()
             if batch is None or batch.empty:
                 break
-            events, stats = self._normalize(batch)
-            prepared = self._prepare(batch.after, events, stats)
+            events, stats, timeline = self._normalize(batch)
+            prepared = self._prepare(batch.after, events, stats, timeline)
             if in_flight is not None and not await in_flight:
                 return  # reloaded from the checkpoint: this batch was read from a position no longer ours
             # Redis runs this commit while the next batch is read and normalized (commits stay in order).
@@ -319,15 +339,17 @@ class Ingest:
             changed = self.normalizer.expire(int(now * 1000))
             position = self.tail.position
             if changed and position is not None:
+                timeline = Timeline()
+                timeline.extend(changed)
                 events = [compact_json(e) for e in changed]
-                await self._send(self._prepare(position, events, {}))
+                await self._send(self._prepare(position, events, {}, timeline))
             elif changed:
                 self.normalizer.take_changes()  # nothing to checkpoint against yet; the view drops them anyway
 
-    def _normalize(self, batch: Batch) -> tuple[list[str], dict[str, int]]:
+    def _normalize(self, batch: Batch) -> tuple[list[str], dict[str, int], Timeline]:
         return normalize_batch(self.normalizer, batch, self.settings.events_file, self.keys.stats)
 
-    def _prepare(self, position: Position, events: list[str], stats: dict[str, int]) -> Prepared:
+    def _prepare(self, position: Position, events: list[str], stats: dict[str, int], timeline: Timeline) -> Prepared:
         """Everything one commit writes, taken from the normalizer now (it moves on to the next batch)."""
         alive_set, alive_del, counters = self.normalizer.take_changes()
         for name, n in counters.items():
@@ -344,7 +366,7 @@ class Ingest:
         }
         join_set, join_del = self.normalizer.state()
         checkpoint.update(join_set)
-        return Prepared(position, checkpoint, events, alive_set, alive_del, stats, join_del)
+        return Prepared(position, checkpoint, events, alive_set, alive_del, stats, join_del, timeline)
 
     async def _send(self, commit: Prepared) -> bool:
         """Commit or wait for Redis; False when another ingest owns the file and we reloaded instead."""
@@ -363,6 +385,7 @@ class Ingest:
                     alive_del,
                     commit.stats,
                     checkpoint_del,
+                    commit.timeline,
                 )
                 self.expected = commit.position.token
                 self.committed_lines += commit.stats.get("lines", 0)

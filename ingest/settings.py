@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from contract import DEFAULT_PREFIX, SettingsError, float_setting, int_setting
+from contract import DEFAULT_PREFIX, SettingsError, duration_setting, float_setting, int_setting, size_setting
 
 __all__ = ("DEFAULT_EVENTS_FILE", "Settings", "SettingsError", "add_arguments", "default_host", "from_args")
 
@@ -37,7 +37,11 @@ class Settings:
     source: str = ""  # checkpoint name; derived from the host and the file path when empty
     host: str = ""  # this machine's name; default_host() when empty
     lease_ttl_s: float = 30.0  # a source whose owner has not renewed for this long is ended (its agents lost)
-    stream_cap: int = 10_000
+    stream_cap: int = 0  # an extra cap on the log's entries (0: none; the window is cut by time and bytes)
+    retention_s: float = 24 * 3600.0  # how far back replay reaches
+    retention_max_bytes: int = 256 << 20  # the log and keyframes never take more; it wins over retention_s
+    keyframe_events: int = 2000  # a keyframe every this many envelopes...
+    keyframe_interval_s: float = 60.0  # ...or this much time, whichever comes first
     max_line_bytes: int = 1 << 20
     batch_lines: int = 2000
     idle_timeout_s: float = 1800.0
@@ -86,7 +90,31 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
         help="seconds a lease lives without renewal (every third of it); after it the source's agents end as lost",
     )
     group.add_argument(
-        "--stream-cap", default=env.get("AGENTWATCH_STREAM_CAP", "10000"), help="entries kept in the log stream"
+        "--stream-cap",
+        default=env.get("AGENTWATCH_STREAM_CAP", "0"),
+        help="at most this many envelopes in the log (AGENTWATCH_STREAM_CAP; default 0: no count cap)",
+    )
+    group.add_argument(
+        "--retention",
+        default=env.get("AGENTWATCH_RETENTION", "24h"),
+        help="how far back replay reaches: envelopes and keyframes older are trimmed (AGENTWATCH_RETENTION; "
+        "default %(default)s)",
+    )
+    group.add_argument(
+        "--retention-max-bytes",
+        default=env.get("AGENTWATCH_RETENTION_MAX_BYTES", "256MiB"),
+        help="memory ceiling of the log and keyframes; when reached it wins over --retention and is reported "
+        "(AGENTWATCH_RETENTION_MAX_BYTES; default %(default)s; 0: none)",
+    )
+    group.add_argument(
+        "--keyframe-every",
+        default=env.get("AGENTWATCH_KEYFRAME_EVERY", "2000"),
+        help="store the alive set every this many envelopes (default %(default)s)",
+    )
+    group.add_argument(
+        "--keyframe-interval",
+        default=env.get("AGENTWATCH_KEYFRAME_INTERVAL", "60s"),
+        help="...or at least this often while events come (default %(default)s)",
     )
     group.add_argument(
         "--idle-timeout",
@@ -138,7 +166,11 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         source=ns.source,
         host=default_host(),
         lease_ttl_s=float_setting("--lease-ttl", ns.lease_ttl, 1.0),
-        stream_cap=int_setting("--stream-cap", ns.stream_cap, 100),
+        stream_cap=_stream_cap(ns.stream_cap),
+        retention_s=duration_setting("--retention", ns.retention, 60.0),
+        retention_max_bytes=size_setting("--retention-max-bytes", ns.retention_max_bytes, 0),
+        keyframe_events=int_setting("--keyframe-every", ns.keyframe_every, 10),
+        keyframe_interval_s=duration_setting("--keyframe-interval", ns.keyframe_interval, 1.0),
         max_line_bytes=int_setting("--max-line-bytes", ns.max_line_bytes, 1024),
         idle_timeout_s=float_setting("--idle-timeout", ns.idle_timeout, 1.0),
         poll_interval_s=float_setting("--poll-interval", ns.poll_interval, 0.05),
@@ -147,3 +179,8 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         publish_details=ns.publish_details,
         transcripts=ns.transcripts,
     )
+
+
+def _stream_cap(value: str) -> int:
+    """0 (no count cap), or at least 100 entries."""
+    return 0 if value.strip() == "0" else int_setting("--stream-cap", value, 100)
