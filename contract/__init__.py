@@ -134,8 +134,9 @@ class Keys:
 
     @property
     def keyframes(self) -> str:
-        """Stream of keyframes, entry id "<seq>-0", fields `ts` (Redis ms), `epoch` and `alive` (a JSON object:
-        alive field -> record): exactly `HGETALL {p}:alive` after that seq. Replay starts from the one before."""
+        """Stream of keyframes, entry id "<seq>-1" (seq 0 is an epoch's empty start; 0-0 is no stream id),
+        fields `ts` (Redis ms), `epoch` and `alive` (a JSON object: alive field -> record): exactly
+        `HGETALL {p}:alive` after that seq. Replay starts from the one at or before the asked seq."""
         return f"{self.namespace}:keyframes"
 
     @property

@@ -99,39 +99,49 @@ def for_keys(script: str, keys: Keys) -> str:
     return script.replace("redis.call('PUBLISH',", f"redis.call('{keys.publish}',")
 
 
-# After the events: the replay window's share of this commit. Keyframes and marks belong to one epoch (a new
-# one starts the window again); a keyframe is the alive hash as it is after this commit's last seq, written
-# every ARGV[6] events or ARGV[7] ms of Redis time. An entry id at or below a stream's top would be refused
-# mid-script (seqs went back without the log noticing): that stream starts again instead.
-WINDOW_LUA = f"""
+# The replay window (before this commit's writes): keyframes and marks belong to one epoch. At the first commit
+# of an epoch they start again, with a keyframe of the alive hash as it is before this commit, so the window
+# opens at the epoch's first seq. An entry id at or below a stream's top would be refused mid-script (seqs went
+# back without the log noticing): that stream starts again instead. Keyframe ids are "<seq>-1" (a stream id
+# cannot be 0-0, and seq 0 is an empty start).
+WINDOW_OPEN_LUA = f"""
+local function append(key, id, sub, ...)
+  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
+  if top and tonumber(string.match(top[1], '^(%d+)')) >= id then redis.call('DEL', key) end
+  redis.call('XADD', key, id .. '-' .. sub, ...)
+end
+local function keyframe(at)
+  local flat = redis.call('HGETALL', KEYS[2])
+  local parts = {{}}
+  for j = 1, #flat, 2 do parts[#parts + 1] = cjson.encode(flat[j]) .. ':' .. flat[j + 1] end
+  append(KEYS[7], at, 1, 'ts', now, 'epoch', epoch, 'alive', '{{' .. table.concat(parts, ',') .. '}}')
+  redis.call('ZADD', KEYS[8], now, at)
+  redis.call('HSET', KEYS[1], '{META_KEYFRAME_SEQ}', at, '{META_KEYFRAME_TS}', now, '{META_KEYFRAME_EPOCH}', epoch)
+end
 local kf = redis.call('HMGET', KEYS[1], '{META_KEYFRAME_SEQ}', '{META_KEYFRAME_TS}', '{META_KEYFRAME_EPOCH}')
 local kf_seq, kf_ts = tonumber(kf[1] or '-1'), tonumber(kf[2] or '0')
 if kf[3] ~= epoch then
   redis.call('DEL', KEYS[7], KEYS[8], KEYS[9], KEYS[10])
-  kf_seq = -1
+  kf_seq, kf_ts = tonumber(redis.call('HGET', KEYS[1], '{META_SEQ}') or '0'), now
+  keyframe(kf_seq)
 end
-local function append(key, id, ...)
-  local top = redis.call('XREVRANGE', key, '+', '-', 'COUNT', 1)[1]
-  if top and tonumber(string.match(top[1], '^(%d+)')) >= id then redis.call('DEL', key) end
-  redis.call('XADD', key, id .. '-0', ...)
-end
+"""
+
+# After the events: their marks and counts per minute, and a keyframe every ARGV[6] events or ARGV[7] ms of
+# Redis time (the alive hash as it is after this commit's last seq).
+WINDOW_LUA = f"""
 local nm = tonumber(ARGV[i])
 i = i + 1
 for j = 0, nm - 1 do
-  append(KEYS[9], seq - n + tonumber(ARGV[i + 2 * j]) + 1, '{MARK_FIELD}', ARGV[i + 2 * j + 1])
+  append(KEYS[9], seq - n + tonumber(ARGV[i + 2 * j]) + 1, 0, '{MARK_FIELD}', ARGV[i + 2 * j + 1])
 end
 i = i + 2 * nm
 local nt = tonumber(ARGV[i])
 i = i + 1
 for j = 0, nt - 1 do redis.call('HINCRBY', KEYS[10], ARGV[i + 2 * j], ARGV[i + 2 * j + 1]) end
 i = i + 2 * nt
-if seq > kf_seq and (kf_seq < 0 or seq - kf_seq >= tonumber(ARGV[6]) or now - kf_ts >= tonumber(ARGV[7])) then
-  local flat = redis.call('HGETALL', KEYS[2])
-  local parts = {{}}
-  for j = 1, #flat, 2 do parts[#parts + 1] = cjson.encode(flat[j]) .. ':' .. flat[j + 1] end
-  append(KEYS[7], seq, 'ts', now, 'epoch', epoch, 'alive', '{{' .. table.concat(parts, ',') .. '}}')
-  redis.call('ZADD', KEYS[8], now, seq)
-  redis.call('HSET', KEYS[1], '{META_KEYFRAME_SEQ}', seq, '{META_KEYFRAME_TS}', now, '{META_KEYFRAME_EPOCH}', epoch)
+if seq > kf_seq and (seq - kf_seq >= tonumber(ARGV[6]) or now - kf_ts >= tonumber(ARGV[7])) then
+  keyframe(seq)
 end
 """
 
@@ -154,6 +164,7 @@ if cur ~= ARGV[1] then
 end
 {NOW_LUA}
 {EPOCH_CHECKS_LUA}
+{WINDOW_OPEN_LUA}
 local i = 8
 local function group(width, fn)
   local n = tonumber(ARGV[i])

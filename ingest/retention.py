@@ -27,7 +27,7 @@ local unpack = unpack or table.unpack
 local start, start_ts = tonumber(ARGV[1]), tonumber(ARGV[2])
 local before = redis.call('XLEN', KEYS[2])
 redis.call('XTRIM', KEYS[2], 'MINID', start + 1)
-redis.call('XTRIM', KEYS[3], 'MINID', start)
+redis.call('XTRIM', KEYS[3], 'MINID', start .. '-1')
 redis.call('ZREMRANGEBYSCORE', KEYS[4], '-inf', '(' .. start_ts)
 redis.call('XTRIM', KEYS[5], 'MINID', start + 1)
 local first = tonumber(ARGV[4])

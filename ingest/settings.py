@@ -169,7 +169,7 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         stream_cap=_stream_cap(ns.stream_cap),
         retention_s=duration_setting("--retention", ns.retention, 60.0),
         retention_max_bytes=size_setting("--retention-max-bytes", ns.retention_max_bytes, 0),
-        keyframe_events=int_setting("--keyframe-every", ns.keyframe_every, 10),
+        keyframe_events=int_setting("--keyframe-every", ns.keyframe_every, 1),
         keyframe_interval_s=duration_setting("--keyframe-interval", ns.keyframe_interval, 1.0),
         max_line_bytes=int_setting("--max-line-bytes", ns.max_line_bytes, 1024),
         idle_timeout_s=float_setting("--idle-timeout", ns.idle_timeout, 1.0),

@@ -27,6 +27,7 @@ from contract.sources import read_sources
 
 from .hosts import HostCheck, origin_allowed, served_hosts
 from .hub import Hub, Viewer
+from .replay import OutsideWindow, Player, Window, parse_point, parse_speed, play
 from .settings import Settings
 from .share import Share, ShareRefused, verify
 
@@ -37,6 +38,7 @@ CLOSE_POLICY = 1008  # flood of frames from a viewer that should only listen
 CLOSE_ERROR = 1011  # the relay could not serve this viewer (e.g. Redis failed mid-snapshot)
 CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) for a resume or a fresh snapshot
 CLOSE_SHARE_EXPIRED = 4401  # a share link's time is up: final, a page stops reconnecting
+CLOSE_REPLAY_REFUSED = 4404  # a replay the relay cannot serve (outside the window, bad point, busy): final
 CLOSE_TIMEOUT_S = 1.0  # how long a closing handshake may take before the socket is simply dropped
 MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
 # How a viewer's going away shows up: Starlette raises RuntimeError for a send after close.
@@ -93,6 +95,7 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
         Route("/health", health),
         Route("/ready", ready),
         Route("/stats", stats),
+        Route("/replay/window", replay_window),
         WebSocketRoute("/stream", stream),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(HostCheck, hosts=hosts)])
@@ -198,6 +201,9 @@ async def stream(ws: WebSocket) -> None:
     elif settings.token and not hmac.compare_digest(token_presented(ws).encode(), settings.token.encode()):
         await ws.close(code=CLOSE_POLICY)
         return
+    if "replay" in ws.query_params:
+        await _replay(ws, settings, ws.state.redis, hub, share)
+        return
     since, epoch = _resume_point(ws)
     await ws.accept()
     viewer = Viewer(settings.queue_size)
@@ -236,6 +242,78 @@ async def stream(ws: WebSocket) -> None:
                     await ws.close(code=code, reason=reason)
     finally:
         hub.remove(viewer)
+
+
+async def replay_window(request: Request) -> Response:
+    """What can be replayed: the window's bounds, events and failures per minute, and its markers."""
+    settings: Settings = request.state.settings
+    presented = request.headers.get("authorization", "")[7:].strip() or request.query_params.get("token", "")
+    if settings.token and not hmac.compare_digest(presented.encode(), settings.token.encode()):
+        return PlainTextResponse("a token is needed: Authorization: Bearer <token>, or ?token=\n", status_code=401)
+    try:
+        async with asyncio.timeout(5.0):
+            body = await Window(request.state.redis, request.state.hub.keys).overview()
+    except Exception as exc:  # Redis failed: say so, the page keeps its live view
+        return JSONResponse({"error": f"Redis did not answer ({type(exc).__name__})"}, status_code=503)
+    return JSONResponse(body)
+
+
+async def _replay(ws: WebSocket, settings: Settings, redis: Redis, hub: Hub, share: Share | None) -> None:
+    """A replay viewer: never in the hub, so live viewers never wait for it (relay/replay.py)."""
+    await ws.accept()
+    window = Window(redis, hub.keys)
+
+    async def refuse(error: str, message: str, extra: dict[str, object] | None = None) -> None:
+        body = {"type": "error", "error": error, "message": message, **(extra or {})}
+        with contextlib.suppress(*DISCONNECTED):
+            await ws.send_text(json.dumps(body))
+            await ws.close(code=CLOSE_REPLAY_REFUSED, reason=message[:120])
+
+    if share is not None:
+        await refuse("replay_not_shared", "a share link shows its session live only; replay needs the relay's token")
+        return
+    if hub.stats["replays"] >= settings.max_replays:
+        await refuse("replay_busy", f"{settings.max_replays} replays are running on this relay; try again soon")
+        return
+    try:
+        speed = parse_speed(ws.query_params.get("speed"))
+        seq = await window.resolve(parse_point(ws.query_params["replay"], int(time.time() * 1000)))
+        state, epoch = await window.state_at(seq)
+    except ValueError as exc:
+        await refuse("bad_replay", str(exc))
+        return
+    except OutsideWindow as exc:
+        await refuse("replay_outside_window", str(exc), {"window": exc.window})
+        return
+    player = Player(speed)
+    hub.stats["replays"] += 1
+    try:
+        snapshot = {"type": "snapshot", "seq": seq, "epoch": epoch, "alive": list(state.alive().values())}
+        snapshot["replay"] = {"speed": speed, "window": await window.bounds()}
+        await ws.send_text(json.dumps(snapshot, separators=(",", ":")))
+        sender = asyncio.create_task(play(window, seq, player, ws.send_text))
+        reader = asyncio.create_task(_controls(ws, player))
+        done, pending = await asyncio.wait({sender, reader}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(sender, reader, return_exceptions=True)
+        for task in done:
+            failure = None if task.cancelled() else task.exception()
+            if failure is not None and not isinstance(failure, DISCONNECTED):
+                log.warning("a replay failed: %r", failure)
+    finally:
+        hub.stats["replays"] -= 1
+
+
+async def _controls(ws: WebSocket, player: Player) -> None:
+    """A replay viewer's pause, play and speed messages; a bad one is answered, not fatal."""
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        error = player.control(message.get("text") or "")
+        if error is not None:
+            await ws.send_text(json.dumps({"type": "error", "error": "bad_control", "message": error}))
 
 
 async def _refuse_share(ws: WebSocket, hub: Hub, exc: ShareRefused) -> None:
@@ -291,7 +369,7 @@ async def _write(
     epoch: str | None,
     share: Share | None = None,
 ) -> tuple[int, str]:
-    """Snapshot (or replay), then every event in seq order; returns the close code and reason.
+    """Snapshot (or resume), then every event in seq order; returns the close code and reason.
 
     A share viewer gets its session's events only, with their real seqs. Before an event that follows
     skipped ones it gets a ping with the seq just before it, so its seq check stays gap-free.
@@ -331,7 +409,7 @@ async def _write(
             await ping(seq - 1)
         await send(text)
 
-    replayed = await hub.replay(since, epoch, settings.replay_limit) if since is not None and epoch else None
+    replayed = await hub.resume(since, epoch, settings.replay_limit) if since is not None and epoch else None
     if replayed is None:
         last, epoch = await snapshot(reset=since is not None)
     else:

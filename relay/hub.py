@@ -39,7 +39,7 @@ return {{redis.call('HGET', KEYS[1], '{META_SEQ}'), redis.call('HGET', KEYS[1], 
         redis.call('HVALS', KEYS[2])}}
 """
 # Current seq/epoch and the log entries after `since`, in one call, so "nothing missing" can be checked.
-REPLAY_LUA = f"""
+RESUME_LUA = f"""
 local seq = tonumber(redis.call('HGET', KEYS[1], '{META_SEQ}') or '0')
 local epoch = redis.call('HGET', KEYS[1], '{META_EPOCH}') or ''
 local since = tonumber(ARGV[1])
@@ -112,9 +112,10 @@ class Hub:
             "reconnects": 0,
             "shares_refused": 0,
             "rollbacks": 0,  # seq went back within an epoch (failover, restore): every viewer resynced
+            "replays": 0,  # replay viewers now (relay/replay.py); not in `viewers`
         }
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
-        self._replay = redis.register_script(REPLAY_LUA)
+        self._resume = redis.register_script(RESUME_LUA)
 
     # ---- viewers
     def add(self, viewer: Viewer) -> None:
@@ -137,9 +138,9 @@ class Hub:
                 self.stats["bad_messages"] += 1  # someone wrote into our hash by hand
         return Snapshot(int(seq or 0), _text(epoch or b""), alive)
 
-    async def replay(self, since: int, epoch: str, limit: int) -> list[tuple[int, str]] | None:
+    async def resume(self, since: int, epoch: str, limit: int) -> list[tuple[int, str]] | None:
         """The envelopes after `since` of `epoch`, or None when they are not all there any more."""
-        seq, current, entries = await self._replay(keys=[self.keys.meta, self.keys.log], args=[since, limit])
+        seq, current, entries = await self._resume(keys=[self.keys.meta, self.keys.log], args=[since, limit])
         if _text(current) != epoch or since > int(seq):
             return None
         out = [(_entry_seq(entry_id), _text(fields[1])) for entry_id, fields in entries]

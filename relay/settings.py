@@ -36,6 +36,7 @@ class Settings:
     sync_interval_s: float = 1.0  # without traffic, check seq this often so a lost subscription is never silent
     graceful_timeout_s: float = 5.0
     replay_limit: int = 10_000  # a resume further behind than this gets a fresh snapshot instead
+    max_replays: int = 8  # replay viewers at once (each reads the log at its own pace); more are refused
 
     @property
     def loopback(self) -> bool:

@@ -1,0 +1,189 @@
+"""Replay on a real stack: the state at any seq, from a keyframe plus envelopes, equals what a live viewer held
+at that seq; the window is cut by time and by bytes; outside it, a clear refusal with its bounds."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import websockets
+from redis.asyncio import Redis
+
+from contract import Keys
+from ingest.retention import Retention
+from tests.mirror import Mirror, counters_of, project
+from tests.stack import RedisServer, Stack, play_fixture, running_stack, start_ingest, wait_for
+
+reliability = pytest.mark.reliability
+KEYFRAMES = ("--keyframe-every", "7")  # several keyframes in the fixture's 48 events
+
+
+@pytest.fixture
+def stack(redis_server: RedisServer, events_file: Path, prefix: str) -> Iterator[Stack]:
+    with running_stack(redis_server.url, events_file, prefix) as s:
+        # The stack's ingest runs with the defaults; this one writes keyframes often.
+        s.ingest.stop()
+        s.ingest = start_ingest(redis_server.url, events_file, prefix, "--from", "start", *KEYFRAMES)
+        yield s
+
+
+def _view(records: Any) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    items = records.values() if isinstance(records, dict) else records
+    return {f"{r['session_id']}/{r['agent_id']}": (project(r), counters_of(r)) for r in items}
+
+
+async def _live(url: str, until: int, states: dict[int, Any]) -> None:
+    """A live viewer from the start: what it held after each seq."""
+    async with websockets.connect(url) as ws:
+        snapshot = json.loads(await ws.recv())
+        mirror = Mirror(snapshot["alive"])
+        states[snapshot["seq"]] = _mirror_view(mirror)
+        seq = snapshot["seq"]
+        while seq < until:
+            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            if message["type"] != "event":
+                continue
+            assert message["seq"] == seq + 1
+            seq = message["seq"]
+            mirror.apply(message["data"])
+            states[seq] = _mirror_view(mirror)
+        assert mirror.problems == []
+
+
+def _mirror_view(mirror: Mirror) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
+    return copy.deepcopy({k: (v, mirror.counters.get(k, counters_of({}))) for k, v in mirror.records.items()})
+
+
+async def _replay(url: str, point: str, speed: str = "max", events: int = 0) -> tuple[dict[str, Any], list[Any]]:
+    async with websockets.connect(f"{url}?replay={point}&speed={speed}") as ws:
+        first = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        got = []
+        while len(got) < events:
+            got.append(json.loads(await asyncio.wait_for(ws.recv(), 10)))
+        return first, got
+
+
+def _seq(server: RedisServer, prefix: str) -> int:
+    return int(server.cli("HGET", Keys(prefix).meta, "seq").strip() or 0)
+
+
+def _window(stack: Stack) -> dict[str, Any]:
+    with urllib.request.urlopen(stack.base_url + "/replay/window", timeout=5) as r:
+        body: dict[str, Any] = json.loads(r.read())
+        return body
+
+
+@reliability
+async def test_the_state_at_every_seq_is_what_a_live_viewer_held(stack: Stack, redis_server: RedisServer) -> None:
+    states: dict[int, Any] = {}
+    live = asyncio.create_task(_live(stack.ws_url, 48, states))
+    await asyncio.sleep(0.3)  # connected before the first line (the snapshot says so: seq 0)
+    await asyncio.to_thread(play_fixture, stack.events_file)
+    await asyncio.wait_for(live, 30)
+    assert _seq(redis_server, stack.prefix) == 48
+    window = _window(stack)
+    assert window["first_seq"] == 0 and window["last_seq"] == 48
+    assert int(redis_server.cli("XLEN", Keys(stack.prefix).keyframes)) >= 48 // 7
+    for seq in range(0, 49):
+        snapshot, _ = await _replay(stack.ws_url, str(seq))
+        assert snapshot["type"] == "snapshot" and snapshot["seq"] == seq
+        assert _view(snapshot["alive"]) == states[seq], f"replay at seq {seq}"
+    # Played on from seq 20: the same events, in order, with their seqs; then the end of the window.
+    snapshot, events = await _replay(stack.ws_url, "20", events=29)
+    mirror = Mirror(snapshot["alive"])
+    for message in events[:-1]:
+        mirror.apply(message["data"])
+    assert [m["seq"] for m in events[:-1]] == list(range(21, 49))
+    assert events[-1] == {"type": "replay_end", "seq": 48}
+    assert _mirror_view(mirror) == states[48]
+    # The timeline: events per minute add up to the log, markers for starts, ends and failures.
+    assert sum(e for _, e, _ in window["minutes"]) == 48
+    kinds = {m["type"] for m in window["marks"]}
+    assert {"session_start", "session_end", "tool_fail"} <= kinds
+
+
+async def test_outside_the_window_is_refused_with_its_bounds(stack: Stack) -> None:
+    await asyncio.to_thread(play_fixture, stack.events_file, 10)
+    wait_for(lambda: _window(stack)["last_seq"] >= 10, what="10 events")
+    async with websockets.connect(f"{stack.ws_url}?replay=99999") as ws:
+        message = json.loads(await ws.recv())
+        with pytest.raises(websockets.ConnectionClosed) as closed:
+            await ws.recv()
+    assert message["error"] == "replay_outside_window"
+    assert "seqs 0 to" in message["message"] and message["window"]["first_seq"] == 0
+    assert closed.value.rcvd is not None and closed.value.rcvd.code == 4404
+    async with websockets.connect(f"{stack.ws_url}?replay=yesterday-ish") as ws:
+        message = json.loads(await ws.recv())
+    assert message["error"] == "bad_replay" and "expected a seq" in message["message"]
+
+
+@reliability
+async def test_retention_cuts_by_time_and_by_bytes_at_a_keyframe(stack: Stack, redis_server: RedisServer) -> None:
+    keys = Keys(stack.prefix)
+    states: dict[int, Any] = {}
+    live = asyncio.create_task(_live(stack.ws_url, 48, states))
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(play_fixture, stack.events_file, 24)
+    wait_for(lambda: _seq(redis_server, stack.prefix) >= 24, what="first half")
+    await asyncio.sleep(1.2)
+    cut_after = time.time()
+    await asyncio.to_thread(play_fixture, stack.events_file, None, 24)
+    await asyncio.wait_for(live, 30)
+    redis = Redis.from_url(redis_server.url)
+    try:
+        # By time: everything older than 1 s goes, up to the last keyframe written before then.
+        trimmed = await Retention(redis, keys, time.time() - cut_after + 0.6, 0).run()
+        assert trimmed is not None and trimmed.how == "time" and 0 < trimmed.start <= 24
+        window = _window(stack)
+        assert window["first_seq"] == trimmed.start and window["trimmed"] == "time"
+        first_log = await redis.xrange(keys.log, "-", "+", count=1)
+        assert first_log[0][0] == f"{trimmed.start + 1}-0".encode()
+        for seq in (trimmed.start, trimmed.start + 1, 48):
+            snapshot, _ = await _replay(stack.ws_url, str(seq))
+            assert _view(snapshot["alive"]) == states[seq]
+        snapshot, _ = await _replay(stack.ws_url, str(trimmed.start - 1))
+        assert snapshot["error"] == "replay_outside_window"
+        # By bytes: a ceiling below what is held moves the start to a later keyframe, and says so.
+        retention = Retention(redis, keys, 86400, 0)
+        used = await retention.used_bytes()
+        by_bytes = await Retention(redis, keys, 86400, used // 2).run()
+        assert by_bytes is not None and by_bytes.how == "bytes" and by_bytes.start > trimmed.start
+        assert await retention.used_bytes() < used
+        assert _window(stack)["trimmed"] == "bytes"
+        snapshot, _ = await _replay(stack.ws_url, str(by_bytes.start))
+        assert _view(snapshot["alive"]) == states[by_bytes.start]
+    finally:
+        await redis.aclose()
+
+
+@reliability
+async def test_a_new_epoch_starts_the_window_again(stack: Stack, redis_server: RedisServer) -> None:
+    keys = Keys(stack.prefix)
+    await asyncio.to_thread(play_fixture, stack.events_file, 20)
+    wait_for(lambda: _seq(redis_server, stack.prefix) >= 20, what="20 events")
+    old = _window(stack)
+    # Redis lost its state (a restart without persistence): ingest rewrites its view under a new epoch.
+    redis_server.cli("DEL", keys.meta, keys.log, keys.alive)
+    await asyncio.to_thread(play_fixture, stack.events_file, None, 20)
+    wait_for(lambda: _window(stack)["epoch"] not in (None, old["epoch"]), what="a new epoch")
+    wait_for(lambda: _window(stack)["first_seq"] is not None, what="a keyframe in the new epoch")
+    window = _window(stack)
+    snapshot, _ = await _replay(stack.ws_url, str(window["first_seq"]))
+    assert snapshot["epoch"] == window["epoch"] != old["epoch"]
+    stamps = await _keyframe_epochs(redis_server.url, keys)
+    assert stamps == {window["epoch"]}  # no keyframe of the old epoch is left to replay from
+
+
+async def _keyframe_epochs(url: str, keys: Keys) -> set[str]:
+    redis = Redis.from_url(url, decode_responses=True)
+    try:
+        return {fields["epoch"] for _, fields in await redis.xrange(keys.keyframes)}
+    finally:
+        await redis.aclose()
