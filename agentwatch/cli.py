@@ -6,6 +6,8 @@ agentwatch relay         the relay alone, against a real Redis (same as python -
 agentwatch hooks ...     install, uninstall or print the Claude Code hook entries
 agentwatch share --session ID [--ttl 1h]   print a read-only link to one session (signed with AGENTWATCH_TOKEN)
 agentwatch status [--json]   every ingest source: its host, lease, last commit and lag
+agentwatch export --since 2h [--session ID] > file.jsonl   the replay window's envelopes
+agentwatch up --replay file.jsonl   play an exported file in the page, without Claude Code
 """
 
 from __future__ import annotations
@@ -14,16 +16,26 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import signal
 import sys
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 import ingest.__main__ as ingest_cli
 import relay.__main__ as relay_cli
-from contract import OneLineParser, SettingsError, add_connection_arguments, check_connection, safe_url, setup_logging
+from contract import (
+    Keys,
+    OneLineParser,
+    SettingsError,
+    add_connection_arguments,
+    check_connection,
+    safe_url,
+    setup_logging,
+)
 from contract.connect import redis_client
 from ingest import Settings as IngestSettings
 from ingest import run as run_ingest
@@ -37,26 +49,44 @@ from relay import create_app
 from relay.settings import add_arguments as relay_arguments
 from relay.settings import from_args as relay_from_args
 
-from . import demo
+from . import demo, export
 
 log = logging.getLogger("agentwatch")
 USAGE = __doc__ or ""
 
 
-def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, bool]:
+@dataclasses.dataclass(frozen=True)
+class Extras:
+    """What `up` does besides ingest and relay."""
+
+    demo: bool = False
+    replay: Path | None = None  # an exported file to play instead of ingesting
+
+
+def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, Extras]:
     parser = OneLineParser(prog="agentwatch up", description="Run ingest and relay in one process.")
     add_connection_arguments(
         parser, None, "a real Redis (AGENTWATCH_REDIS_URL); without it an embedded in-process Redis is used"
     )
     parser.add_argument("--demo", action="store_true", help="play a sample session into the events file")
+    parser.add_argument(
+        "--replay", default=None, help="play a file written by `agentwatch export` in the page (no ingest)"
+    )
     ingest_arguments(parser)
     relay_arguments(parser)
     ns = parser.parse_args(argv)
     check_connection(ns.redis_url, ns.prefix)
     ingest = ingest_from_args(ns, ns.redis_url, ns.prefix)
+    replay = Path(os.path.expanduser(ns.replay)) if ns.replay else None
+    if replay is not None and (ns.redis_url or ns.demo):
+        raise SettingsError(
+            "--replay plays a file into the embedded Redis, never a shared one: drop --redis-url and --demo"
+        )
+    if replay is not None and not replay.is_file():
+        raise SettingsError(f"--replay has value {ns.replay!r}: expected a file written by agentwatch export")
     if ns.demo:
         ingest = dataclasses.replace(ingest, events_file=demo.events_file(argv, ingest.events_file))
-    return ingest, relay_from_args(ns, ns.redis_url, ns.prefix), ns.demo
+    return ingest, relay_from_args(ns, ns.redis_url, ns.prefix), Extras(ns.demo, replay)
 
 
 def embedded_clients() -> tuple[Redis, Redis]:
@@ -84,7 +114,9 @@ def stop_on_signals(stop: asyncio.Event, on_stop: Any) -> Iterator[None]:
             signal.signal(sig, old)
 
 
-async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, with_demo: bool) -> None:
+async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, extras: Extras) -> None:
+    with_demo = extras.demo
+    recorded = export.read_file(extras.replay) if extras.replay is not None else None
     sock = relay_cli.bind_socket(relay_settings)
     if ingest_settings.redis_url:
         ingest_redis: Redis = redis_client(ingest_settings.redis_url, socket_connect_timeout=5)
@@ -103,13 +135,22 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
         ) from None
     server = relay_cli.server(create_app(relay_settings, redis=relay_redis), relay_settings)
     stop = asyncio.Event()
-    print(f"agentwatch: reading {ingest_settings.events_file}, state in {where}", file=sys.stderr)
+    page = ""
+    if recorded is not None:
+        keys = Keys.for_url(ingest_settings.prefix, None)
+        count = await export.load(ingest_redis, keys, *recorded)
+        page = "?replay=0"
+        print(f"agentwatch: playing {extras.replay} ({count} events), state in {where}", file=sys.stderr)
+    else:
+        print(f"agentwatch: reading {ingest_settings.events_file}, state in {where}", file=sys.stderr)
 
     def stop_server() -> None:
         server.should_exit = True
 
     with stop_on_signals(stop, stop_server):
-        tasks = [asyncio.create_task(run_ingest(ingest_settings, ingest_redis, stop), name="ingest")]
+        tasks = []
+        if recorded is None:
+            tasks.append(asyncio.create_task(run_ingest(ingest_settings, ingest_redis, stop), name="ingest"))
         if with_demo:
             print(
                 f"agentwatch: --demo plays invented sessions into {ingest_settings.events_file}"
@@ -124,7 +165,8 @@ async def up(ingest_settings: IngestSettings, relay_settings: RelaySettings, wit
             if server.started:
                 host, port = relay_settings.host, relay_settings.port
                 print(
-                    f"agentwatch: open http://{host}:{port}/  (WebSocket at ws://{host}:{port}/stream)", file=sys.stderr
+                    f"agentwatch: open http://{host}:{port}/{page}  (WebSocket at ws://{host}:{port}/stream)",
+                    file=sys.stderr,
                 )
             await serving
         finally:
@@ -158,11 +200,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         from . import status
 
         return status.main(rest)
+    if command == "export":
+        return export.main(rest)
     if command in ("", "-h", "--help"):
         print(USAGE.strip(), file=sys.stdout if command else sys.stderr)
         return 0 if command else 2
     if command != "up":
-        expected = "up, ingest, relay, hooks, share or status"
+        expected = "up, ingest, relay, hooks, share, status or export"
         print(f"agentwatch: unknown command {command!r}; expected {expected}", file=sys.stderr)
         return 2
     setup_logging()
@@ -172,7 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"agentwatch up: {exc}", file=sys.stderr)
         return 2
-    except (IngestError, PricingError, RedactError) as exc:
+    except (IngestError, PricingError, RedactError, export.ReplayFileError) as exc:
         print(f"agentwatch up: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import os
+import subprocess
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +21,17 @@ from redis.asyncio import Redis
 from contract import Keys
 from ingest.retention import Retention
 from tests.mirror import Mirror, counters_of, project
-from tests.stack import RedisServer, Stack, play_fixture, running_stack, start_ingest, wait_for
+from tests.stack import (
+    PYTHON,
+    Proc,
+    RedisServer,
+    Stack,
+    free_port,
+    play_fixture,
+    running_stack,
+    start_ingest,
+    wait_for,
+)
 
 reliability = pytest.mark.reliability
 KEYFRAMES = ("--keyframe-every", "7")  # several keyframes in the fixture's 48 events
@@ -187,3 +199,58 @@ async def _keyframe_epochs(url: str, keys: Keys) -> set[str]:
         return {fields["epoch"] for _, fields in await redis.xrange(keys.keyframes)}
     finally:
         await redis.aclose()
+
+
+@reliability
+async def test_export_then_up_replay_plays_the_same_session(
+    stack: Stack, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    states: dict[int, Any] = {}
+    live = asyncio.create_task(_live(stack.ws_url, 48, states))
+    await asyncio.sleep(0.3)
+    await asyncio.to_thread(play_fixture, stack.events_file)
+    await asyncio.wait_for(live, 30)
+    exported = tmp_path / "session.jsonl"
+    base = [PYTHON, "-m", "agentwatch", "export", "--redis-url", redis_server.url, "--prefix", stack.prefix]
+    with exported.open("w") as out:
+        done = await asyncio.to_thread(
+            subprocess.run, [*base, "--since", "2h"], stdout=out, stderr=subprocess.PIPE, text=True, timeout=30
+        )
+    assert done.returncode == 0 and "wrote 48 events" in done.stderr
+    lines = exported.read_text().splitlines()
+    assert json.loads(lines[0])["type"] == "snapshot" and len(lines) == 49
+    other = await asyncio.to_thread(
+        subprocess.run, [*base, "--session", "nobody"], capture_output=True, text=True, timeout=30
+    )
+    assert other.returncode == 0 and other.stdout.count("\n") == 1  # the (empty) snapshot only
+
+    port = free_port()
+    up = Proc(
+        [PYTHON, "-m", "agentwatch", "up", "--replay", str(exported), "--bind", f"127.0.0.1:{port}"],
+        env={"AGENTWATCH_REDIS_URL": ""},
+    )
+    try:
+        line = up.wait_line("agentwatch: open http://", timeout=20)
+        assert "/?replay=0" in line
+        url = f"ws://127.0.0.1:{port}/stream"
+        for seq in (0, 13, 29, 48):
+            snapshot, _ = await _replay(url, str(seq))
+            assert _view(snapshot["alive"]) == states[seq], f"played file at seq {seq}"
+        snapshot, events = await _replay(url, "0", speed="max", events=49)
+        assert [m.get("seq") for m in events] == [*range(1, 49), 48]
+        assert events[-1]["type"] == "replay_end"
+    finally:
+        up.stop()
+    bad = tmp_path / "not-an-export.jsonl"
+    bad.write_text('{"hook_event_name": "PreToolUse"}\n')
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [PYTHON, "-m", "agentwatch", "up", "--replay", str(bad), "--bind", f"127.0.0.1:{free_port()}"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env={**os.environ, "AGENTWATCH_REDIS_URL": ""},
+    )
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines()[-1].startswith("agentwatch up: ")
+    assert "expected a snapshot first" in refused.stderr
