@@ -238,7 +238,7 @@ async def test_scripts_and_sharded_pubsub_run_on_a_real_cluster(cluster: Cluster
         assert json.loads(message["data"]) == {"type": "event", "seq": 1, "epoch": "e1", "data": event}
         hub = Hub(reader, keys)
         assert (await hub.snapshot()).alive == [record]
-        assert [seq for seq, _ in await hub.replay(0, "e1", 100) or []] == [1]
+        assert [seq for seq, _ in await hub.resume(0, "e1", 100) or []] == [1]
         owner = cluster.master_of(keys.meta)
         assert owner.cli("PUBSUB", "SHARDNUMSUB", keys.channel).split()[-1] == "1"  # in the prefix's own shard
         # Keys of two slots in one script are a bug, refused as such (never retried as if Redis were down).

@@ -82,8 +82,8 @@ async def test_what_ingest_writes_is_what_the_relay_reads(backend: str, redis_se
         hub = Hub(reader, keys)
         snapshot = await hub.snapshot()
         assert (snapshot.seq, snapshot.epoch, snapshot.alive) == (1, "e1", [record])
-        assert await hub.replay(0, "e1", 100) == [(1, envelope)]
-        assert await hub.replay(0, "other-epoch", 100) is None
+        assert await hub.resume(0, "e1", 100) == [(1, envelope)]
+        assert await hub.resume(0, "other-epoch", 100) is None
     finally:
         await writer.aclose()
         await reader.aclose()

@@ -113,7 +113,8 @@ def _secret_session(events_file: Path) -> None:
     "Security",
     "raw prompts and outputs stay home",
     injected="a session with a secret in the prompt, a Bash command, an agent description, and tool output",
-    checked="by default no prompt, output or secret reaches Redis; with --publish-details prompts and commands appear, secrets still redacted",
+    checked="by default no prompt, output or secret reaches Redis; with --publish-details prompts (a sub-agent's "
+    "first line too) and commands appear, secrets still redacted",
 )
 @pytest.mark.parametrize("details", [False, True])
 def test_only_what_the_graph_needs_is_published(
@@ -127,8 +128,11 @@ def test_only_what_the_graph_needs_is_published(
     finally:
         ingest.stop()
     published = _published(redis_server, prefix)
-    assert "AbCdEfGh" not in published and "TOP-SECRET-OUTPUT" not in published and "PRIVATE PROMPT" not in published
+    assert "AbCdEfGh" not in published and "TOP-SECRET-OUTPUT" not in published
     assert "rotate [redacted]" in published  # descriptions are labels the graph shows, scrubbed
+    # What a sub-agent was asked (its prompt's first line, for the inspector) only with details.
+    assert ('"asked":"PRIVATE PROMPT TEXT"' in published) is details
+    assert ("PRIVATE PROMPT" in published) is details
     assert ("deploy with key [redacted] please" in published) is details
     assert ("curl -H 'Authorization: [redacted]' https://api.example" in published) is details
 
