@@ -16,11 +16,11 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from bench import fanout, hook_bench, ingest_bench, latency, memory, page, report, watch_step
+from bench import fanout, hook_bench, ingest_bench, latency, memory, page, replay_bench, report, watch_step
 from bench.common import ROOT, Workload, log, machine, median, versions
 from tests.stack import RedisServer
 
-SECTIONS = ("hook", "ingest", "latency", "watch_step", "fanout", "memory", "page")
+SECTIONS = ("hook", "ingest", "latency", "watch_step", "fanout", "memory", "page", "replay")
 
 
 def payload_note() -> str:
@@ -77,6 +77,8 @@ def main(argv: list[str]) -> int:
                         results["memory"] = memory.run(server, work, args.smoke)
                     elif section == "page":
                         results["page"] = page.run(server, work, args.smoke)
+                    elif section == "replay":
+                        results["replay"] = replay_bench.run(server, work, args.smoke)
                 except Exception:
                     results["errors"][section] = traceback.format_exc(limit=3).strip().splitlines()[-1]
                     log(f"section {section} failed:\n{traceback.format_exc()}")

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench import hook_bench
+from bench import hook_bench, replay_report
 
 HISTORY = Path(__file__).resolve().parent / "history.md"
 
@@ -20,6 +20,7 @@ SECTIONS = {
     "memory": "5. Memory",
     "naive": "6. The naive design, side by side",
     "page": "7. The page",
+    "replay": "8. Replay",
 }
 
 
@@ -648,3 +649,4 @@ def render(r: dict[str, Any]) -> str:
         out.append(HISTORY.read_text().rstrip())
         out.append("")
     return "\n".join(out)
+        "replay": lambda: replay_report.render(r["replay"], table),
