@@ -7,6 +7,10 @@ import { createGraph } from "./graph.js";
 import { GraphModel, MAIN, nodeId } from "./model.js";
 import { formatAge, shareText } from "./present.js";
 import { createTooltip } from "./tooltip.js";
+import { createToolbar } from "./toolbar.js";
+import { createPanels } from "./panels.js";
+import { createReplay } from "./replay.js";
+import { createTimeline } from "./timeline.js";
 
 const TICK_MS = 250; // counters and the last-event age
 const STATUS_TEXT = {
@@ -15,6 +19,8 @@ const STATUS_TEXT = {
   reconnecting: "○ reconnecting",
   disconnected: "✕ disconnected",
   expired: "✕ link expired",
+  replay: "◉ replay",
+  refused: "✕ replay refused",
 };
 
 const model = new GraphModel();
@@ -54,11 +60,16 @@ if (typeof window.d3 === "undefined") {
 function start(d3) {
   const tip = createTooltip(model, $("tooltip"));
   const graph = createGraph(d3, model, tip);
+  createToolbar(model, graph, $("toolbar")); // zoom, fit, sessions, tool satellites
   const effects = createEffects(d3, graph.element, stats);
+  // Replay (issue 12): the timeline under the graph drives a replay socket that feeds apply() below.
+  const replay = createReplay({ model, apply, setStatus, connection: () => connection });
+  createTimeline(d3, model, replay, $("timeline"), () => stats.status); // before the panels: they keep clear of it
+  const panels = createPanels(model, graph); // inspector, activity feed, session header, cost labels
   // A page opened from a share link (`agentwatch share`) shows one session and says so until it expires.
   const share = { shown: new URLSearchParams(location.search).has("share"), project: null, expired: false };
   const connection = createConnection({
-    resume: () => model.resumeParams(),
+    resume: () => replay.resume(model.resumeParams()),
     onText: receive,
     onStatus: setStatus,
     onEnd: () => {
@@ -76,11 +87,18 @@ function start(d3) {
     } catch {
       return;
     }
+    apply(replay.fromLive(msg));
+  }
+
+  // One frame, live or replayed. A silent one changes the model without effects (a replay landing on its seq).
+  function apply(msg, silent = false) {
     const result = model.receive(msg, Date.now());
     if (result.resync) {
-      connection.resync();
+      if (replay.active) replay.resync();
+      else connection.resync();
       return;
     }
+    panels.receive(msg, result);
     if (result.effects[0]?.type === "reset") clear();
     // A re-key is applied now, even in a hidden tab: later effects and the next frame name the new id.
     for (const e of result.effects) {
@@ -88,7 +106,7 @@ function start(d3) {
       graph.rekey(e.from, e.to);
       effects.rekey(e.from, e.to);
     }
-    effects.queue(result.effects.filter((e) => e.type !== "rekey" && e.type !== "reset"));
+    if (!silent) effects.queue(result.effects.filter((e) => e.type !== "rekey" && e.type !== "reset"));
   }
 
   function clear() {
@@ -119,6 +137,7 @@ function start(d3) {
     // Effects are drawn after update(), so the nodes they refer to exist.
     if (graph.stale()) {
       graph.update();
+      panels.drawn();
       counters();
     }
     effects.play();
@@ -158,8 +177,9 @@ function start(d3) {
     counters();
     shareBanner();
     tip.refresh();
+    panels.tick();
   }, TICK_MS);
   requestAnimationFrame(frame);
   shareBanner();
-  connection.start();
+  if (!replay.fromUrl()) connection.start();
 }

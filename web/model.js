@@ -1,13 +1,18 @@
 // Pure logic for the agentwatch page: protocol messages in, a graph model and visual effects out.
 // No DOM and no d3 here, so `node --test web/test/` can pin every rule the page depends on.
+import { MAIN, nodeId } from "./ids.js";
+import { CostWindow, readUsage, subtreeTotals } from "./usage.js";
 
-export const MAIN = "main";
+export { MAIN, nodeId };
 // How long a finished node stays drawn: the renderer's flash (300 ms) plus its fade-out (800 ms).
 export const LEAVE_MS = 1100;
 // Ids of finished agents we remember, so a late tool_done cannot resurrect a node as a ghost.
 const GONE_MEMORY = 5000;
+// Finished agents kept whole (their last state and outcome), so the inspector can still show them.
+export const ENDED_MEMORY = 500;
+// Tool calls kept per agent for the inspector, newest last.
+export const CALLS_KEPT = 20;
 
-export const nodeId = (sessionId, agentId) => `${sessionId}/${agentId}`;
 const STOP_LABEL_MAX = 40;
 
 const text = (v) => (v == null || v === "" ? null : String(v));
@@ -32,6 +37,9 @@ const FIELDS = {
   waiting_since: (n, v) => (n.waitingSince = ms(v)),
   waited_ms: (n, v) => (n.waitedMs = ms(v) ?? 0),
   compacting: (n, v) => (n.compacting = Boolean(v)),
+  asked: (n, v) => (n.asked = text(v)),
+  usage: (n, v) => (n.usage = readUsage(v)),
+  sub_usage: (n, v) => (n.subUsage = readUsage(v)),
   // Never cleared: a cost or a spawn time once known stays known.
   cost_usd: (n, v) => Number.isFinite(v) && (n.costUsd = v),
   spawned_at: (n, v) => Number.isFinite(v) && (n.spawnedAt = v),
@@ -45,7 +53,7 @@ export function modelFamily(model) {
 }
 
 export class GraphModel {
-  constructor() {
+  constructor(clock = Date.now) {
     this.seq = null;
     this.epoch = null;
     // A filtered view (a share link) sees one session's events, with their real seqs: the relay sends a
@@ -59,6 +67,21 @@ export class GraphModel {
     this.rev = 0;
     this.stats = { spawned: 0, tools: 0, done: 0, events: 0, duplicates: 0, resyncs: 0, lastEventTs: null };
     this.gone = new Set();
+    this.ended = new Map(); // id -> a finished node as it was last, newest last (see ENDED_MEMORY)
+    // Costs seen to happen while the page was open, for "the last hour" (see usage.js).
+    this.costs = new CostWindow(clock());
+    this._totals = { rev: -1, map: null };
+  }
+
+  /** A node by id: drawn, or finished and still remembered. */
+  lookup(id) {
+    return this.nodes.get(id) ?? this.ended.get(id) ?? null;
+  }
+
+  /** Tokens and cost of every drawn or remembered node: {own, sub, subtree}, by node id (see usage.js). */
+  totals() {
+    if (this._totals.rev !== this.rev) this._totals = { rev: this.rev, map: subtreeTotals(this) };
+    return this._totals.map;
   }
 
   get alive() {
@@ -155,6 +178,7 @@ export class GraphModel {
     this.nodes = new Map();
     if (fresh) {
       this.gone.clear();
+      this.ended.clear();
       // Counters restart from what the snapshot shows, so a page opened mid-session is not all zeros.
       this.stats = { ...this.stats, spawned: 0, tools: 0, done: 0, lastEventTs: null };
     }
@@ -172,6 +196,10 @@ export class GraphModel {
       this._fill(node, record);
       node.toolCount = record.tool_count ?? node.toolCount;
       node.lastSeen = record.last_seen ?? node.lastSeen;
+      // Counters only snapshots carry; the events count on from them (absent means none yet).
+      if (record.tools && typeof record.tools === "object") node.tools = toolMap(record.tools);
+      if (record.prompts !== undefined) node.prompts = count(record.prompts);
+      if (record.agents_total !== undefined) node.agentsTotal = count(record.agents_total);
       this.nodes.set(id, node);
       if (fresh) {
         if (record.agent_id !== MAIN) this.stats.spawned++;
@@ -187,6 +215,9 @@ export class GraphModel {
     this.filtered = msg.filtered === true;
     this.share = msg.share && typeof msg.share === "object" ? msg.share : null;
     this._changed(true);
+    // What a snapshot shows was spent before we looked; only a resync's catch-up is new to us.
+    if (fresh) this.costs.clear();
+    for (const sessionId of this.sessions()) this._observeCost(sessionId, now, now);
     return { effects: fresh ? [{ type: "reset" }] : effects };
   }
 
@@ -213,6 +244,7 @@ export class GraphModel {
     let node;
     switch (data.type) {
       case "session_start":
+        this.costs.start(sessionId); // a session born while we watch: all it spends is new
         this._revive(nodeId(sessionId, MAIN));
         node = this._ensure(sessionId, MAIN, ts, effects);
         this._fill(node, data);
@@ -220,19 +252,24 @@ export class GraphModel {
       case "session_end":
         for (const other of this.nodes.values()) {
           if (other.sessionId === sessionId && other.state !== "done") {
-            this._finish(other, other.agentId === MAIN ? "ended" : "lost", now, effects);
+            this._finish(other, other.agentId === MAIN ? "ended" : "lost", now, effects, { ts });
           }
         }
+        this.costs.forget(sessionId);
         return;
       case "prompt":
         node = this._ensure(sessionId, MAIN, ts, effects);
-        if (node) effects.push({ type: "prompt", id: node.id });
+        if (node) {
+          node.prompts++;
+          effects.push({ type: "prompt", id: node.id });
+        }
         break;
       case "agent_spawn":
         this.stats.spawned++;
         this._revive(id);
         node = this._ensure(sessionId, agentId, ts, effects);
         if (node) this._fill(node, data);
+        this._countAgents(sessionId, 1);
         this._changed(true); // the parent may have changed, and with it the link
         break;
       case "agent_done":
@@ -245,12 +282,14 @@ export class GraphModel {
             this.stats.spawned = Math.max(0, this.stats.spawned - 1);
             this._changed(true);
           }
+          this._countAgents(sessionId, -1); // it was counted once already, as the node it merged into
           return;
         }
         this.stats.done++;
         if (node && node.state !== "done") {
           if (Number.isFinite(data.cost_usd)) node.costUsd = data.cost_usd;
-          this._finish(node, data.outcome, now, effects);
+          this._finish(node, data.outcome, now, effects, data);
+          this._observeCost(sessionId, ts, now);
         }
         return;
       case "tool_use":
@@ -259,17 +298,26 @@ export class GraphModel {
         node = this._ensure(sessionId, agentId, ts, effects);
         if (node) {
           node.toolCount++;
+          const tool = String(data.tool || "tool");
+          node.tools.set(tool, (node.tools.get(tool) ?? 0) + 1);
+          startCall(node, data, ts);
           const skill = data.type === "skill_use";
           effects.push({ type: "pulse", id: node.id, label: String((skill && data.skill) || data.tool || "tool"), skill });
         }
         break;
       case "tool_done":
         node = this.nodes.get(id);
-        if (node && node.state !== "done") effects.push({ type: "tick", id });
+        if (node && node.state !== "done") {
+          endCall(node, data, ts, false);
+          effects.push({ type: "tick", id });
+        }
         break;
       case "tool_fail":
         node = this._ensure(sessionId, agentId, ts, effects);
-        if (node) effects.push({ type: "fail", id: node.id, label: String(data.tool || "tool") });
+        if (node) {
+          endCall(node, data, ts, true);
+          effects.push({ type: "fail", id: node.id, label: String(data.tool || "tool") });
+        }
         break;
       case "stop_fail":
         // A turn that ended on an API error (rate limit, overload): a failure flash, and the agent lives on.
@@ -290,6 +338,19 @@ export class GraphModel {
     if (!node || node.state === "done") return;
     node.lastSeen = ts;
     this._changed(false);
+    if (data.usage !== undefined || data.sub_usage !== undefined) this._observeCost(sessionId, ts, now);
+  }
+
+  // The session's orchestrator counts every sub-agent it had (agent_spawn), less stand-ins merged away.
+  _countAgents(sessionId, n) {
+    const main = this.nodes.get(nodeId(sessionId, MAIN));
+    if (main && main.state !== "done") main.agentsTotal = Math.max(0, main.agentsTotal + n);
+  }
+
+  _observeCost(sessionId, ts, now) {
+    const main = this.lookup(nodeId(sessionId, MAIN));
+    const total = main ? this.totals().get(main.id)?.subtree : null;
+    this.costs.observe(sessionId, total?.costUsd ?? null, ts, now);
   }
 
   // The node an agent_update is about. With previous_id, the node drawn under the stand-in id becomes
@@ -317,6 +378,8 @@ export class GraphModel {
       // Its own calls arrived first and drew it apart: fold that node into the one drawn since the spawn.
       from.toolCount += other.toolCount;
       from.spawnedAt = Math.min(from.spawnedAt, other.spawnedAt);
+      for (const [tool, n] of other.tools) from.tools.set(tool, (from.tools.get(tool) ?? 0) + n);
+      from.calls = [...from.calls, ...other.calls].sort((a, b) => a.ts - b.ts).slice(-CALLS_KEPT);
     }
     // Rebuild the map rather than delete and set, so the node keeps its place in the drawing order.
     const nodes = new Map();
@@ -359,6 +422,7 @@ export class GraphModel {
   // A new session or spawn under an id that finished earlier starts over instead of being ignored.
   _revive(id) {
     this.gone.delete(id);
+    this.ended.delete(id);
     if (this.nodes.get(id)?.state === "done") this.nodes.delete(id);
   }
 
@@ -386,10 +450,20 @@ export class GraphModel {
       spawnedAt: ts,
       lastSeen: ts,
       toolCount: 0,
+      // Calls by tool name (tool -> count). The graph's tool satellites read this: keep its name and shape.
+      tools: new Map(),
+      calls: [], // the last CALLS_KEPT calls seen: {toolUseId, tool, skill, detail, ts, durationMs, state, error}
+      asked: null, // the first line of what it was asked (ingest --publish-details only)
+      usage: null, // its own tokens and cost (see readUsage)
+      subUsage: null, // its ended descendants'
+      prompts: 0, // the orchestrator's
+      agentsTotal: 0, // the orchestrator's: sub-agents spawned in its session
       costUsd: null,
       state: "alive",
       outcome: null,
       goneAt: null,
+      endedAt: null,
+      durationMs: null,
     };
   }
 
@@ -400,14 +474,62 @@ export class GraphModel {
     if (node.state !== "done") node.state = node.waiting ? "waiting" : "alive";
   }
 
-  _finish(node, outcome, now, effects) {
+  // An agent ends: it keeps its last state, with the final figures agent_done brings, for the inspector.
+  _finish(node, outcome, now, effects, data = {}) {
+    const ts = Number.isFinite(data.ts) ? data.ts : now;
     node.state = "done";
     node.outcome = outcome ?? "unknown";
     node.goneAt = now + LEAVE_MS;
+    node.endedAt = ts;
+    node.durationMs = ms(data.duration_ms);
+    if (data.usage !== undefined) node.usage = readUsage(data.usage);
+    if (Number.isFinite(data.waited_ms)) node.waitedMs = data.waited_ms;
+    else if (node.waiting && node.waitingSince != null) node.waitedMs += Math.max(0, ts - node.waitingSince);
+    node.waiting = null;
+    node.waitingSince = null;
+    node.compacting = false;
     this._forget(node.id);
+    this.ended.delete(node.id);
+    this.ended.set(node.id, node);
+    if (this.ended.size > ENDED_MEMORY) this.ended.delete(this.ended.keys().next().value);
     this._changed(false);
     effects.push({ type: "done", id: node.id, outcome: node.outcome });
   }
+}
+
+const count = (v) => (Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
+
+function toolMap(tools) {
+  const map = new Map();
+  for (const [tool, n] of Object.entries(tools)) if (count(n) > 0) map.set(tool, count(n));
+  return map;
+}
+
+function startCall(node, data, ts) {
+  node.calls.push({
+    toolUseId: text(data.tool_use_id),
+    tool: String(data.tool || "tool"),
+    skill: data.type === "skill_use" ? text(data.skill) : null,
+    detail: text(data.detail), // with ingest --publish-details only
+    ts,
+    durationMs: null,
+    state: "running", // then "done" or "failed"
+    error: null,
+  });
+  if (node.calls.length > CALLS_KEPT) node.calls.shift();
+}
+
+// A call that started before the page looked is added when it ends.
+function endCall(node, data, ts, failed) {
+  const id = text(data.tool_use_id);
+  let call = id === null ? null : node.calls.findLast((c) => c.toolUseId === id);
+  if (!call) {
+    startCall(node, { ...data, type: "tool_use" }, ts - (ms(data.duration_ms) ?? 0));
+    call = node.calls.at(-1);
+  }
+  call.durationMs = ms(data.duration_ms) ?? Math.max(0, ts - call.ts);
+  call.state = failed ? "failed" : "done";
+  call.error = failed ? text(data.error) : null;
 }
 
 export function truncate(text, max) {
