@@ -583,22 +583,45 @@ def page(p: dict[str, Any]) -> str:
     if "skipped" in p:
         return f"Skipped: {p['skipped']}.\n\n" + table(["figure", "value"], [["skipped", p["skipped"]]])
     plan = p["plan"]
+    # The second cell: the same load with the panels open (bench/page.py _panels); absent in older results.
+    q = p.get("panels") or {}
+
+    def both(key: str, fmt: Any = lambda v: v) -> list[Any]:
+        return [fmt(p[key]) if key in p else None, fmt(q[key]) if key in q else None]
+
+    def per_second(v: list[int]) -> str:
+        return ", ".join(str(x) for x in v)
+
+    open_panels = [name for name, on in (("inspector", q.get("inspector_open")), ("feed", q.get("feed_open"))) if on]
     rows = [
-        ["alive agents on the page", p["alive"]],
-        ["events/s offered / applied by the page", f"{plan['rate']} / {p['events_per_s_applied']}"],
-        ["frames per second, mean over the window", p["fps_mean"]],
-        ["frames per second, each second", ", ".join(str(x) for x in p["fps_per_second"])],
-        ["append -> pulse started, median ms", p["pulse_ms_median"]],
-        ["append -> pulse started, p90 ms", p["pulse_ms_p90"]],
-        ["append -> pulse started, max ms", p["pulse_ms_max"]],
-        ["page errors", len(p["page_errors"])],
+        ["alive agents on the page", *both("alive")],
+        ["events/s offered / applied by the page", *both("events_per_s_applied", lambda v: f"{plan['rate']} / {v}")],
+        ["frames per second, mean over the window", *both("fps_mean")],
+        ["frames per second, each second", *both("fps_per_second", per_second)],
+        ["browser CPU per frame, ms (all Chromium processes)", *both("cpu_ms_per_frame")],
+        ["browser CPU, cores busy", *both("cpu_cores_busy")],
+        ["panels open", "none", ", ".join(open_panels) or "none" if q else None],
+        [
+            "tool satellites drawn",
+            0,
+            f"{q['satellites']} ({q['tools_per_agent']} per agent)" if "satellites" in q else None,
+        ],
+        ["append -> pulse started, median ms", p["pulse_ms_median"], None],
+        ["append -> pulse started, p90 ms", p["pulse_ms_p90"], None],
+        ["append -> pulse started, max ms", p["pulse_ms_max"], None],
+        ["page errors", len(p["page_errors"]), len(q["page_errors"]) if "page_errors" in q else None],
     ]
     return (
         f"Headless Chromium (`--headless --no-sandbox --disable-gpu`), 1280x720, against the real stack. "
         f"{plan['agents'] + 1} agents alive (one orchestrator), {plan['rate']} PreToolUse lines/s for "
         f"{plan['seconds']} s; fps from requestAnimationFrame (capped by the display rate, 60). Then "
         f"{plan['probes']} probes, one at a time: a line appended to the file -> the pulse started in a frame "
-        "(window.agentwatch.stats.lastPulse.at, Date.now(), same clock).\n\n" + table(["figure", "value"], rows)
+        "(window.agentwatch.stats.lastPulse.at, Date.now(), same clock). Browser CPU is the CPU time of every "
+        "Chromium process (CDP SystemInfo.getProcessInfo) over the window, per frame and as cores kept busy: on a "
+        "shared machine it moves far less than the frame rate does. The second column is the same load in the "
+        "same run on a fresh page with its panels open: the inspector on one agent (opened by a click), the "
+        "activity feed, and tool satellites, each agent having used 8 tools, all 8 called by the load.\n\n"
+        + table(["figure", "graph only", "panels open, tool satellites on"], rows)
     )
 
 
@@ -631,6 +654,7 @@ def render(r: dict[str, Any]) -> str:
         "memory": lambda: memory(r["memory"]),
         "naive": lambda: naive(r),
         "page": lambda: page(r["page"]),
+        "replay": lambda: replay_report.render(r["replay"], table),
     }
     for key, title in SECTIONS.items():
         out.append(f"## {title}")
@@ -649,4 +673,3 @@ def render(r: dict[str, Any]) -> str:
         out.append(HISTORY.read_text().rstrip())
         out.append("")
     return "\n".join(out)
-        "replay": lambda: replay_report.render(r["replay"], table),
