@@ -15,6 +15,7 @@ const FINAL_CODES = new Set([CLOSE_SHARE_EXPIRED]);
 export function createConnection({ resume, onText, onStatus, onEnd = () => {} }) {
   let socket = null;
   let attempt = 0;
+  let timer = null;
 
   function connect() {
     let ws;
@@ -44,7 +45,7 @@ export function createConnection({ resume, onText, onStatus, onEnd = () => {} })
 
   function retry() {
     onStatus(attempt >= DISCONNECTED_AFTER ? "disconnected" : "reconnecting");
-    setTimeout(connect, backoffDelay(attempt++));
+    timer = setTimeout(connect, backoffDelay(attempt++));
   }
 
   // The model lost the thread (a gap, a new epoch): drop this socket and come back with a resume point.
@@ -55,7 +56,16 @@ export function createConnection({ resume, onText, onStatus, onEnd = () => {} })
     retry();
   }
 
-  return { start: connect, resync };
+  // A replay takes the page over (replay.js): close without reconnecting, until start() is called again.
+  function stop() {
+    clearTimeout(timer);
+    const ws = socket;
+    socket = null;
+    attempt = 0;
+    ws?.close(1000, "replay");
+  }
+
+  return { start: connect, resync, stop };
 }
 
 /** Reconnect delay: doubles from 1 s up to 30 s, with equal jitter so viewers do not reconnect in lockstep. */
