@@ -40,7 +40,13 @@ export function createFeed(model, section) {
   }
 
   /** One frame the model took: an applied event becomes a line. */
+  let epoch = null;
   function receive(msg, result) {
+    if (msg?.type === "snapshot") {
+      if (feed.rewind(msg.seq, epoch === null || msg.epoch === epoch)) schedule();
+      epoch = msg.epoch;
+      return;
+    }
     if (msg?.type !== "event" || result.ignored || result.resync || !msg.data?.session_id) return;
     const data = msg.data;
     const node = model.lookup(`${data.session_id}/${data.agent_id || "main"}`);

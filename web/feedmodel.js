@@ -91,6 +91,20 @@ export class FeedModel {
   }
 
   /**
+   * A snapshot at `seq` replaced the model (a replay seeking back, or a resync): lines of later seqs are from
+   * a future the page no longer shows, so they go; a new epoch (`sameEpoch` false) starts the feed again.
+   * Returns whether any line went.
+   */
+  rewind(seq, sameEpoch = true) {
+    const before = this.lines.length;
+    this.lines = sameEpoch && Number.isFinite(seq) ? this.lines.filter((line) => line.seq <= seq) : [];
+    if (this.lines.length === before) return false;
+    this.waiting.clear();
+    this.unseen = Math.min(this.unseen, this.lines.length);
+    return true;
+  }
+
+  /**
    * One event the model applied (`seq`, its data), and the model's node for it after applying (or null).
    * Returns the line, or null when the event makes none.
    */

@@ -1,56 +1,19 @@
 // Pure logic for the agentwatch page: protocol messages in, a graph model and visual effects out.
 // No DOM and no d3 here, so `node --test web/test/` can pin every rule the page depends on.
 import { MAIN, nodeId } from "./ids.js";
+import { CALLS_KEPT, count, endCall, fill, ms, newNode, startCall, text, toolMap, truncate } from "./node.js";
 import { CostWindow, readUsage, subtreeTotals } from "./usage.js";
 
 export { MAIN, nodeId };
+export { CALLS_KEPT, modelFamily, truncate } from "./node.js";
 // How long a finished node stays drawn: the renderer's flash (300 ms) plus its fade-out (800 ms).
 export const LEAVE_MS = 1100;
 // Ids of finished agents we remember, so a late tool_done cannot resurrect a node as a ghost.
 const GONE_MEMORY = 5000;
 // Finished agents kept whole (their last state and outcome), so the inspector can still show them.
 export const ENDED_MEMORY = 500;
-// Tool calls kept per agent for the inspector, newest last.
-export const CALLS_KEPT = 20;
 
 const STOP_LABEL_MAX = 40;
-
-const text = (v) => (v == null || v === "" ? null : String(v));
-const ms = (v) => (Number.isFinite(v) ? v : null);
-// How each field of an alive record, agent_spawn, session_start or agent_update lands on a node. A field
-// present with null means "now null"; an absent field keeps what we knew. Alive records and events go
-// through this one table, so a page opened late draws what a page open from the start draws.
-const FIELDS = {
-  agent_type: (n, v) => (n.agentType = text(v) ?? (n.agentId === MAIN ? "main" : "agent")),
-  parent_id: (n, v) => {
-    if (n.agentId !== MAIN) n.parentId = text(v) !== null && String(v) !== n.agentId ? String(v) : MAIN;
-  },
-  model: (n, v) => (n.model = text(v)),
-  description: (n, v) => (n.description = text(v)),
-  project: (n, v) => (n.project = text(v)),
-  tool_use_id: (n, v) => (n.toolUseId = text(v)),
-  background: (n, v) => (n.background = Boolean(v)),
-  link: (n, v) => (n.link = text(v)),
-  provisional: (n, v) => (n.provisional = Boolean(v)),
-  waiting: (n, v) => (n.waiting = text(v)),
-  waiting_tool: (n, v) => (n.waitingTool = text(v)),
-  waiting_since: (n, v) => (n.waitingSince = ms(v)),
-  waited_ms: (n, v) => (n.waitedMs = ms(v) ?? 0),
-  compacting: (n, v) => (n.compacting = Boolean(v)),
-  asked: (n, v) => (n.asked = text(v)),
-  usage: (n, v) => (n.usage = readUsage(v)),
-  sub_usage: (n, v) => (n.subUsage = readUsage(v)),
-  // Never cleared: a cost or a spawn time once known stays known.
-  cost_usd: (n, v) => Number.isFinite(v) && (n.costUsd = v),
-  spawned_at: (n, v) => Number.isFinite(v) && (n.spawnedAt = v),
-};
-
-/** "claude-sonnet-4-5" and "Sonnet" are both sonnet; anything unrecognised is "other". */
-export function modelFamily(model) {
-  const name = String(model ?? "").toLowerCase();
-  for (const family of ["opus", "sonnet", "haiku"]) if (name.includes(family)) return family;
-  return "other";
-}
 
 export class GraphModel {
   constructor(clock = Date.now) {
@@ -191,9 +154,9 @@ export class GraphModel {
       const node =
         previous.get(id) ??
         this._adopt(previous, record, listed, effects) ??
-        this._newNode(String(record.session_id), String(record.agent_id), record.spawned_at ?? now);
+        newNode(String(record.session_id), String(record.agent_id), record.spawned_at ?? now);
       if (node.state === "done") continue;
-      this._fill(node, record);
+      fill(node, record);
       node.toolCount = record.tool_count ?? node.toolCount;
       node.lastSeen = record.last_seen ?? node.lastSeen;
       // Counters only snapshots carry; the events count on from them (absent means none yet).
@@ -247,7 +210,7 @@ export class GraphModel {
         this.costs.start(sessionId); // a session born while we watch: all it spends is new
         this._revive(nodeId(sessionId, MAIN));
         node = this._ensure(sessionId, MAIN, ts, effects);
-        this._fill(node, data);
+        fill(node, data);
         break;
       case "session_end":
         for (const other of this.nodes.values()) {
@@ -268,7 +231,7 @@ export class GraphModel {
         this.stats.spawned++;
         this._revive(id);
         node = this._ensure(sessionId, agentId, ts, effects);
-        if (node) this._fill(node, data);
+        if (node) fill(node, data);
         this._countAgents(sessionId, 1);
         this._changed(true); // the parent may have changed, and with it the link
         break;
@@ -326,7 +289,7 @@ export class GraphModel {
         break;
       case "agent_update":
         node = this._update(sessionId, agentId, data, ts, effects);
-        if (node) this._fill(node, data);
+        if (node) fill(node, data);
         break;
       case "notification":
         // Waiting for the person is ingest's call now (agent_update.waiting), not a guess from here.
@@ -407,7 +370,7 @@ export class GraphModel {
     if (existing) return existing.state === "done" ? null : existing;
     if (this.gone.has(id)) return null;
     if (agentId !== MAIN && !this._ensure(sessionId, MAIN, ts, effects)) return null;
-    const node = this._newNode(sessionId, agentId, ts);
+    const node = newNode(sessionId, agentId, ts);
     this.nodes.set(id, node);
     this._changed(true);
     effects?.push({ type: "spawn", id });
@@ -424,54 +387,6 @@ export class GraphModel {
     this.gone.delete(id);
     this.ended.delete(id);
     if (this.nodes.get(id)?.state === "done") this.nodes.delete(id);
-  }
-
-  _newNode(sessionId, agentId, ts) {
-    const main = agentId === MAIN;
-    return {
-      id: nodeId(sessionId, agentId),
-      sessionId,
-      agentId,
-      parentId: main ? null : MAIN,
-      agentType: main ? "main" : "agent",
-      model: null,
-      family: main ? "main" : "other",
-      description: null,
-      project: null,
-      background: false,
-      toolUseId: null,
-      link: null,
-      provisional: false,
-      waiting: null, // null, "permission" or "input"
-      waitingTool: null,
-      waitingSince: null,
-      waitedMs: 0, // finished waits only; the running one is counted from waitingSince
-      compacting: false,
-      spawnedAt: ts,
-      lastSeen: ts,
-      toolCount: 0,
-      // Calls by tool name (tool -> count). The graph's tool satellites read this: keep its name and shape.
-      tools: new Map(),
-      calls: [], // the last CALLS_KEPT calls seen: {toolUseId, tool, skill, detail, ts, durationMs, state, error}
-      asked: null, // the first line of what it was asked (ingest --publish-details only)
-      usage: null, // its own tokens and cost (see readUsage)
-      subUsage: null, // its ended descendants'
-      prompts: 0, // the orchestrator's
-      agentsTotal: 0, // the orchestrator's: sub-agents spawned in its session
-      costUsd: null,
-      state: "alive",
-      outcome: null,
-      goneAt: null,
-      endedAt: null,
-      durationMs: null,
-    };
-  }
-
-  // Copy the fields an alive record or an event carries (see FIELDS); absent fields keep what we knew.
-  _fill(node, src) {
-    for (const key in FIELDS) if (src[key] !== undefined) FIELDS[key](node, src[key]);
-    if (node.agentId !== MAIN) node.family = modelFamily(node.model);
-    if (node.state !== "done") node.state = node.waiting ? "waiting" : "alive";
   }
 
   // An agent ends: it keeps its last state, with the final figures agent_done brings, for the inspector.
@@ -495,44 +410,4 @@ export class GraphModel {
     this._changed(false);
     effects.push({ type: "done", id: node.id, outcome: node.outcome });
   }
-}
-
-const count = (v) => (Number.isFinite(v) && v > 0 ? Math.floor(v) : 0);
-
-function toolMap(tools) {
-  const map = new Map();
-  for (const [tool, n] of Object.entries(tools)) if (count(n) > 0) map.set(tool, count(n));
-  return map;
-}
-
-function startCall(node, data, ts) {
-  node.calls.push({
-    toolUseId: text(data.tool_use_id),
-    tool: String(data.tool || "tool"),
-    skill: data.type === "skill_use" ? text(data.skill) : null,
-    detail: text(data.detail), // with ingest --publish-details only
-    ts,
-    durationMs: null,
-    state: "running", // then "done" or "failed"
-    error: null,
-  });
-  if (node.calls.length > CALLS_KEPT) node.calls.shift();
-}
-
-// A call that started before the page looked is added when it ends.
-function endCall(node, data, ts, failed) {
-  const id = text(data.tool_use_id);
-  let call = id === null ? null : node.calls.findLast((c) => c.toolUseId === id);
-  if (!call) {
-    startCall(node, { ...data, type: "tool_use" }, ts - (ms(data.duration_ms) ?? 0));
-    call = node.calls.at(-1);
-  }
-  call.durationMs = ms(data.duration_ms) ?? Math.max(0, ts - call.ts);
-  call.state = failed ? "failed" : "done";
-  call.error = failed ? text(data.error) : null;
-}
-
-export function truncate(text, max) {
-  const s = String(text ?? "");
-  return s.length > max ? `${s.slice(0, max - 1)}…` : s;
 }

@@ -544,3 +544,19 @@ group("activity feed and re-keys", () => {
     ]);
   });
 });
+
+group("activity feed across a replay seek", () => {
+  test("a snapshot back in time drops the lines of later seqs; a new epoch drops them all", () => {
+    const feed = new FeedModel();
+    const line = (seq, tool) => feed.push(seq, { type: "tool_use", ts: T0 + seq, session_id: S, agent_id: "main", tool }, null);
+    line(3, "Read");
+    line(7, "Grep");
+    line(9, "Bash");
+    assert.equal(feed.rewind(7), true);
+    assert.deepEqual(feed.view().map((l) => l.seq), [7, 3]);
+    assert.equal(feed.rewind(8), false); // nothing after 8: nothing changes
+    line(8, "Edit");
+    assert.equal(feed.rewind(100, false), true);
+    assert.deepEqual(feed.view(), []);
+  });
+});
