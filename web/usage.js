@@ -4,7 +4,7 @@ import { MAIN, nodeId } from "./ids.js";
 
 export const WINDOW_MS = 60 * 60 * 1000; // "the last hour"
 const BUCKET_MS = 10_000; // the window counts cost in 10 s buckets: 360 numbers, however busy the hour
-const MAX_DEPTH = 200; // a parent chain longer than this is a loop in bad data, not a real tree
+const MAX_DEPTH = 200; // a tree deeper than this is a loop in bad data, not a real tree
 
 /**
  * A published usage object ({input, output, cache_read, cache_write, cost_usd, messages, unpriced, basis})
@@ -50,21 +50,13 @@ function ownUsage(node) {
 }
 
 /**
- * The alive node a node's figures belong under: its parent if alive, else the parent's nearest alive
- * ancestor (remembered finished nodes tell the chain), else its session's orchestrator. That is where ingest
- * moves them when it ends (`sub_usage`). Null for an orchestrator.
+ * The alive node a node's figures belong under: its parent if alive, else its session's orchestrator. That is
+ * where ingest moves them when it ends (`sub_usage`, ingest/agent_usage.py). Null for an orchestrator.
  */
 export function heirOf(model, node) {
   if (node.agentId === MAIN) return null;
-  const seen = new Set([node.agentId]);
-  let parentId = node.parentId;
-  while (parentId && !seen.has(parentId) && seen.size < MAX_DEPTH) {
-    seen.add(parentId);
-    const parent = model.lookup(nodeId(node.sessionId, parentId));
-    if (!parent) break;
-    if (parent.state !== "done") return parent;
-    parentId = parent.parentId;
-  }
+  const parent = node.parentId ? model.lookup(nodeId(node.sessionId, node.parentId)) : null;
+  if (parent && parent !== node && parent.state !== "done") return parent;
   const main = model.nodes.get(nodeId(node.sessionId, MAIN));
   return main && main.state !== "done" && main !== node ? main : null;
 }

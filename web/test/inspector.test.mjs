@@ -207,16 +207,19 @@ group("usage and subtree totals", () => {
     assert.equal(totals().get(`${S}/main`).subtree.costUsd, 1.95);
   });
 
-  test("an alive agent whose parent ended counts under the parent's nearest alive ancestor", () => {
+  test("an alive agent whose parent ended counts under its orchestrator, where ingest moves it when it ends", () => {
     const { model, send } = started([
       record("main"),
       record("a1"),
       record("a2", { parent_id: "a1" }),
       record("a3", { parent_id: "a2", usage: usage(0.5) }),
     ]);
-    send({ type: "agent_done", agent_id: "a2", outcome: "success" });
     assert.equal(model.totals().get(`${S}/a1`).subtree.costUsd, 0.5);
-    send({ type: "agent_done", agent_id: "a1", outcome: "success" });
+    send({ type: "agent_done", agent_id: "a2", outcome: "success" });
+    assert.equal(model.totals().get(`${S}/a1`).subtree, null);
+    assert.equal(model.totals().get(`${S}/main`).subtree.costUsd, 0.5);
+    send({ type: "agent_done", agent_id: "a3", outcome: "success" });
+    send({ type: "agent_update", agent_id: "main", sub_usage: usage(0.5) }); // as ingest publishes it
     assert.equal(model.totals().get(`${S}/main`).subtree.costUsd, 0.5);
   });
 
