@@ -38,17 +38,16 @@ def poll(g: Graph, t: Transcripts, now_ms: int) -> None:
 
 
 def settle(g: Graph, t: Transcripts, agent: Agent, ts: int) -> None:
-    """An agent ends: read its file once more, move its figures to its nearest alive ancestor's sub_usage,
-    and send what its file still gets there for a grace period."""
+    """An agent ends: read its file once more, move its figures to its heir's sub_usage (its parent, or the
+    orchestrator), and send what its file still gets there for a grace period (its last lines land late)."""
+    key = alive_field(agent.session_id, agent.agent_id)
     if agent.agent_id != MAIN_AGENT and not agent.provisional:
-        key = alive_field(agent.session_id, agent.agent_id)
         if not t.has_own(agent.session_id, agent.agent_id):
-            t.looked.pop(key, None)
+            t.looked.pop(key, None)  # look now, whenever it was last looked for
             t.look_for(agent.session_id, agent.agent_id, key, ts)
         for followed in t.of(agent.session_id, agent.agent_id):
             if followed.target is None:
                 _read(g, t, followed, ts)
-    key = alive_field(agent.session_id, agent.agent_id)
     heir = _heir(g, agent)
     total = add(agent.usage, agent.sub_usage)
     if heir is not None and total is not None:

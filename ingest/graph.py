@@ -65,7 +65,7 @@ class Graph:
     _names: dict[str, str] = field(default_factory=dict)  # identifier -> its capped, redacted form
     _saved: set[str] = field(default_factory=set)  # open calls the checkpoint in Redis holds
     _stale_fields: list[str] = field(default_factory=list)  # checkpoint fields of older versions, to delete
-    # Set by the normalizer when it follows transcripts (ingest/spend.py): an agent ends, a session ends.
+    # Set by the normalizer when it follows transcripts (ingest/agent_usage.py): an agent ends, a session ends.
     settle: Callable[[Agent, int], None] = lambda agent, ts: None
     forget: Callable[[str], None] = lambda session: None
 
