@@ -32,6 +32,8 @@ from tests.stack import (
     start_ingest,
     wait_for,
 )
+from tests.test_real_installs import FILES as REAL_INSTALLS
+from tests.test_real_installs import payloads
 
 reliability = pytest.mark.reliability
 KEYFRAMES = ("--keyframe-every", "7")  # several keyframes in the fixture's 48 events
@@ -86,13 +88,32 @@ def _seq(server: RedisServer, prefix: str) -> int:
     return int(server.cli("HGET", Keys(prefix).meta, "seq").strip() or 0)
 
 
+async def _until(predicate: Any, what: str, within: float = 30.0) -> None:
+    """wait_for for a test whose own viewer runs in this event loop (a blocking wait would starve it)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {within}s waiting for {what}")
+        await asyncio.sleep(0.05)
+
+
+def _lines(server: RedisServer, prefix: str) -> int:
+    return int(server.cli("HGET", Keys(prefix).stats, "lines").strip() or 0)
+
+
 def _window(stack: Stack) -> dict[str, Any]:
     with urllib.request.urlopen(stack.base_url + "/replay/window", timeout=5) as r:
         body: dict[str, Any] = json.loads(r.read())
         return body
 
 
-@reliability
+@reliability(
+    "Replay",
+    "the state at every seq",
+    injected="the fixture session played live with a viewer connected, keyframes every 7 envelopes",
+    checked="the replay's snapshot (keyframe + envelopes) at each of the 49 seqs equals what the live viewer held "
+    "then, view fields and counters; playing on gives the same events in order, then replay_end",
+)
 async def test_the_state_at_every_seq_is_what_a_live_viewer_held(stack: Stack, redis_server: RedisServer) -> None:
     states: dict[int, Any] = {}
     live = asyncio.create_task(_live(stack.ws_url, 48, states))
@@ -136,14 +157,21 @@ async def test_outside_the_window_is_refused_with_its_bounds(stack: Stack) -> No
     assert message["error"] == "bad_replay" and "expected a seq" in message["message"]
 
 
-@reliability
+@reliability(
+    "Replay",
+    "retention by time and by bytes",
+    injected="half a session, a pause, the other half; the window cut at now - 1 s, then under a byte ceiling "
+    "of half what it holds",
+    checked="each cut starts at a keyframe (the log's first entry right after it), says how it was cut, frees "
+    "memory, and replays inside the window still equal the live viewer; before it, a refusal",
+)
 async def test_retention_cuts_by_time_and_by_bytes_at_a_keyframe(stack: Stack, redis_server: RedisServer) -> None:
     keys = Keys(stack.prefix)
     states: dict[int, Any] = {}
     live = asyncio.create_task(_live(stack.ws_url, 48, states))
     await asyncio.sleep(0.3)
     await asyncio.to_thread(play_fixture, stack.events_file, 24)
-    wait_for(lambda: _seq(redis_server, stack.prefix) >= 24, what="first half")
+    await _until(lambda: _seq(redis_server, stack.prefix) >= 24, "the first half committed")
     await asyncio.sleep(1.2)
     cut_after = time.time()
     await asyncio.to_thread(play_fixture, stack.events_file, None, 24)
@@ -175,7 +203,12 @@ async def test_retention_cuts_by_time_and_by_bytes_at_a_keyframe(stack: Stack, r
         await redis.aclose()
 
 
-@reliability
+@reliability(
+    "Replay",
+    "a new epoch",
+    injected="Redis loses meta, log and alive mid-session (a restart without persistence)",
+    checked="the window starts again at the new epoch's first keyframe; no keyframe of the old epoch is left",
+)
 async def test_a_new_epoch_starts_the_window_again(stack: Stack, redis_server: RedisServer) -> None:
     keys = Keys(stack.prefix)
     await asyncio.to_thread(play_fixture, stack.events_file, 20)
@@ -201,7 +234,14 @@ async def _keyframe_epochs(url: str, keys: Keys) -> set[str]:
         await redis.aclose()
 
 
-@reliability
+@reliability(
+    "Replay",
+    "export and up --replay",
+    injected="the fixture exported with agentwatch export, then played by agentwatch up --replay; a file that "
+    "is not an export",
+    checked="the played file's state at seqs 0, 13, 29, 48 equals the live viewer's; events in order; the bad "
+    "file refused in one line, exit 1",
+)
 async def test_export_then_up_replay_plays_the_same_session(
     stack: Stack, redis_server: RedisServer, tmp_path: Path
 ) -> None:
@@ -254,3 +294,42 @@ async def test_export_then_up_replay_plays_the_same_session(
     assert refused.returncode == 1
     assert refused.stderr.strip().splitlines()[-1].startswith("agentwatch up: ")
     assert "expected a snapshot first" in refused.stderr
+
+
+@reliability(
+    "Replay",
+    "a real install across kill -9",
+    injected="storia-mobile's 470 real payloads (7 sessions), ingest killed -9 half-way and restarted",
+    checked="the replay at 60 seqs spread over the whole run equals what a live viewer held at that seq",
+)
+async def test_a_real_install_replays_as_it_was_seen_across_an_ingest_kill(
+    stack: Stack, redis_server: RedisServer
+) -> None:
+    """storia-mobile (470 payloads, 7 sessions, 2.1.45 to 2.1.119): a live viewer's state at 60 seqs spread over
+    the run equals the replay's, with ingest killed (-9) half-way: keyframes go on from its checkpoint."""
+    source = next(p for p in REAL_INSTALLS if p.name.startswith("asp2131__storia-mobile"))
+    start = int(time.time() * 1000) - 60_000  # recent: nothing ends as idle while the test runs
+    lines = [json.dumps({**p, "_received_at": start + i * 10}) for i, p in enumerate(payloads(source))]
+    half = len(lines) // 2
+
+    def write(chunk: list[str]) -> None:
+        with stack.events_file.open("a") as f:
+            f.write("\n".join(chunk) + "\n")
+
+    states: dict[int, Any] = {}
+    live = asyncio.create_task(_live(stack.ws_url, 10**9, states))
+    await asyncio.sleep(0.3)
+    write(lines[:half])
+    await _until(lambda: _lines(redis_server, stack.prefix) >= half, "half of it committed")
+    stack.ingest.kill()
+    stack.ingest = start_ingest(redis_server.url, stack.events_file, stack.prefix, *KEYFRAMES)
+    write(lines[half:])
+    await _until(lambda: _lines(redis_server, stack.prefix) >= len(lines), "all of it committed")
+    last = _seq(redis_server, stack.prefix)
+    await _until(lambda: max(states, default=0) >= last or live.done(), "the live viewer caught up")
+    assert not live.done(), live.exception()
+    live.cancel()
+    assert _window(stack)["first_seq"] == 0
+    for seq in sorted({*range(0, last + 1, max(1, last // 60)), last}):
+        snapshot, _ = await _replay(stack.ws_url, str(seq))
+        assert _view(snapshot["alive"]) == states[seq], f"replay at seq {seq} of {last}"

@@ -170,7 +170,15 @@ def _wait_usage(server: RedisServer, prefix: str, agent: str, want: dict[str, An
     _same(_usage_of(server, prefix, agent, field), want)
 
 
-@reliability
+@reliability(
+    "Live cost",
+    "transcript usage exactly once across kill -9",
+    injected="transcripts written while a session runs, responses split over placeholder lines; ingest killed -9 "
+    "with a response half-counted, its final line and new ones written while it is down",
+    checked="each agent's tokens and cost equal the responses counted once each (by hand from the table); the "
+    "done event carries transcript usage, not the floor; late lines land in the parent's sub_usage; the stream "
+    "equals the alive hash; at most one usage update per agent per second",
+)
 def test_live_usage_per_agent_exactly_once_across_kill_9(
     redis_server: RedisServer, prefix: str, events_file: Path, tmp_path: Path
 ) -> None:
@@ -243,7 +251,13 @@ def test_live_usage_per_agent_exactly_once_across_kill_9(
         ingest.stop()
 
 
-@reliability
+@reliability(
+    "Live cost",
+    "an unreadable transcript",
+    injected="transcript paths of another machine",
+    checked="the sub-agent ends with the Agent tool's usage, basis floor, priced by model; it reaches the "
+    "orchestrator's sub_usage",
+)
 def test_an_unreadable_transcript_leaves_the_agent_tool_floor(
     redis_server: RedisServer, prefix: str, events_file: Path, tmp_path: Path
 ) -> None:
