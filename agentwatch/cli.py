@@ -52,7 +52,6 @@ from relay.settings import from_args as relay_from_args
 from . import demo, export
 
 log = logging.getLogger("agentwatch")
-EMBEDDED_RETENTION_BYTES = 64 << 20  # the replay window's ceiling in the embedded Redis (a flag overrides it)
 USAGE = __doc__ or ""
 
 
@@ -87,10 +86,6 @@ def parse_up(argv: Sequence[str]) -> tuple[IngestSettings, RelaySettings, Extras
         raise SettingsError(f"--replay has value {ns.replay!r}: expected a file written by agentwatch export")
     if ns.demo:
         ingest = dataclasses.replace(ingest, events_file=demo.events_file(argv, ingest.events_file))
-    given = any(a.startswith("--retention-max-bytes") for a in argv) or os.environ.get("AGENTWATCH_RETENTION_MAX_BYTES")
-    if not ns.redis_url and not given:
-        # The embedded Redis lives in this process, where each entry costs several times its bytes.
-        ingest = dataclasses.replace(ingest, retention_max_bytes=EMBEDDED_RETENTION_BYTES)
     return ingest, relay_from_args(ns, ns.redis_url, ns.prefix), Extras(ns.demo, replay)
 
 

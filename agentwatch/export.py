@@ -41,6 +41,7 @@ from contract import (
 from contract.connect import redis_client
 from contract.viewstate import ViewState
 from ingest.timeline import Timeline
+from relay.hub import session_of
 from relay.replay import OutsideWindow, Point, Window
 
 PROG = "agentwatch export"
@@ -59,7 +60,7 @@ async def export(redis: Redis, keys: Keys, since_s: float, session: str | None, 
         raise OutsideWindow("nothing to export: the replay window is empty", bounds)
     note = ""
     try:
-        start = await window.resolve(Point(ts=int(time.time() * 1000 - since_s * 1000)))
+        start, _ = await window.resolve(Point(ts=int(time.time() * 1000 - since_s * 1000)))
     except OutsideWindow:
         start = bounds["first_seq"]
         note = f"the window holds less than asked: exporting from seq {start} (all of it)"
@@ -73,7 +74,7 @@ async def export(redis: Redis, keys: Keys, since_s: float, session: str | None, 
             break
         for seq, envelope in batch:
             last = seq
-            if session is None or _session(envelope) == session:
+            if session is None or session_of(envelope) == session:
                 out.write(envelope + "\n")
                 written += 1
     return written, note
@@ -130,13 +131,15 @@ async def load(redis: Redis, keys: Keys, alive: list[dict[str, Any]], events: li
     last = len(events)
     if last % KEYFRAME_EVERY:
         await _keyframe(redis, keys, last, now, epoch, state)
+    pipe = redis.pipeline(transaction=False)
     for seq, mark in timeline.marks:
-        await redis.xadd(keys.marks, {MARK_FIELD: mark}, id=f"{seq}-0")
+        pipe.xadd(keys.marks, {MARK_FIELD: mark}, id=f"{seq}-0")
     if timeline.minutes:
-        await redis.hset(keys.timeline, mapping={k: str(v) for k, v in timeline.minutes.items()})
+        pipe.hset(keys.timeline, mapping={k: str(v) for k, v in timeline.minutes.items()})
     if state.records:
-        await redis.hset(keys.alive, mapping={k: compact_json(v) for k, v in state.records.items()})
-    await redis.hset(keys.meta, mapping={META_EPOCH: epoch, META_SEQ: last})
+        pipe.hset(keys.alive, mapping={k: compact_json(v) for k, v in state.records.items()})
+    pipe.hset(keys.meta, mapping={META_EPOCH: epoch, META_SEQ: last})
+    await pipe.execute()
     return last
 
 
@@ -150,13 +153,6 @@ async def _keyframe(redis: Redis, keys: Keys, seq: int, now: int, epoch: str, st
 def _chunks(items: list[dict[str, Any]], size: int) -> Iterator[tuple[int, list[dict[str, Any]]]]:
     for i in range(0, len(items), size):
         yield i + 1, items[i : i + size]
-
-
-def _session(envelope: str) -> object:
-    try:
-        return json.loads(envelope)["data"]["session_id"]
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 async def _run(redis_url: str, prefix: str, since_s: float, session: str | None) -> tuple[int, str]:

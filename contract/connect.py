@@ -26,7 +26,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import SplitResult, parse_qsl, unquote, urlsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -71,17 +71,9 @@ def sentinel_url_problem(url: str) -> str | None:
 
 def parse_sentinel_url(url: str) -> SentinelURL:
     """Split a redis+sentinel:// URL; a ValueError says what was expected."""
-    scheme, sep, _ = url.partition("://")
-    if not sep or scheme not in ("redis+sentinel", "rediss+sentinel"):
-        raise ValueError(f"expected a URL like {SENTINEL_EXAMPLE}")
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ValueError(f"expected a valid URL ({exc}), e.g. {SENTINEL_EXAMPLE}") from None
-    userinfo, at, hostlist = parts.netloc.rpartition("@")
-    sentinels = tuple(_address(item, "sentinel", SENTINEL_PORT) for item in hostlist.split(",")) if hostlist else ()
-    if not sentinels:
-        raise ValueError(f"expected at least one sentinel host:port, e.g. {SENTINEL_EXAMPLE}")
+    scheme, parts, userinfo, sentinels = _split(
+        url, ("redis+sentinel", "rediss+sentinel"), SENTINEL_EXAMPLE, "sentinel", "sentinel", SENTINEL_PORT
+    )
     path = parts.path.strip("/").split("/") if parts.path.strip("/") else []
     if not path or not path[0]:
         raise ValueError(f"expected the service name after the sentinels, e.g. {SENTINEL_EXAMPLE}")
@@ -172,17 +164,8 @@ def _login(userinfo: str) -> dict[str, Any]:
 
 def parse_cluster_url(url: str) -> ClusterURL:
     """Split a redis+cluster:// URL; a ValueError says what was expected."""
-    scheme, sep, _ = url.partition("://")
-    if not sep or f"{scheme}://" not in CLUSTER_SCHEMES:
-        raise ValueError(f"expected a URL like {CLUSTER_EXAMPLE}")
-    try:
-        parts = urlsplit(url)
-    except ValueError as exc:
-        raise ValueError(f"expected a valid URL ({exc}), e.g. {CLUSTER_EXAMPLE}") from None
-    userinfo, _, hostlist = parts.netloc.rpartition("@")
-    nodes = tuple(_address(item, "node", CLUSTER_PORT) for item in hostlist.split(",")) if hostlist else ()
-    if not nodes:
-        raise ValueError(f"expected at least one cluster node host:port, e.g. {CLUSTER_EXAMPLE}")
+    schemes = tuple(s.removesuffix("://") for s in CLUSTER_SCHEMES)
+    scheme, parts, userinfo, nodes = _split(url, schemes, CLUSTER_EXAMPLE, "cluster node", "node", CLUSTER_PORT)
     if parts.path.strip("/") not in ("", "0"):
         raise ValueError(f"expected no path or /0 after the nodes (a Redis Cluster has only db 0), got {parts.path!r}")
     tls = scheme == "rediss+cluster"
@@ -192,6 +175,25 @@ def parse_cluster_url(url: str) -> ClusterURL:
             raise ValueError(f"unknown option {name!r}: expected a redis-py option a cluster client takes")
         options[name] = _option(name, value, tls, "rediss+cluster://")
     return ClusterURL(nodes, tls, options)
+
+
+def _split(
+    url: str, schemes: tuple[str, ...], example: str, what: str, kind: str, port: int
+) -> tuple[str, SplitResult, str, tuple[tuple[str, int], ...]]:
+    """A multi-host URL's scheme, its parts, its login and its hosts (at least one); a ValueError says what was
+    expected."""
+    scheme, sep, _ = url.partition("://")
+    if not sep or scheme not in schemes:
+        raise ValueError(f"expected a URL like {example}")
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:
+        raise ValueError(f"expected a valid URL ({exc}), e.g. {example}") from None
+    userinfo, _, hostlist = parts.netloc.rpartition("@")
+    hosts = tuple(_address(item, kind, port) for item in hostlist.split(",")) if hostlist else ()
+    if not hosts:
+        raise ValueError(f"expected at least one {what} host:port, e.g. {example}")
+    return scheme, parts, userinfo, hosts
 
 
 class SentinelRedis(Redis):

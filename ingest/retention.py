@@ -102,10 +102,9 @@ class Retention:
         keep = (last - first) * 0.8 * self.max_bytes / used
         want = int(last - keep)
         entries: list[Any] = await self.redis.zrangebyscore(self.keys.keyframe_times, "-inf", "+inf", withscores=True)
-        later = [(int(seq), int(ts)) for seq, ts in entries if int(seq) >= want]
-        newest = [(int(seq), int(ts)) for seq, ts in entries]
-        pick = min(later) if later else (max(newest) if newest else None)
-        return pick
+        keyframes = sorted((int(seq), int(ts)) for seq, ts in entries)
+        later = [k for k in keyframes if k[0] >= want]
+        return later[0] if later else (keyframes[-1] if keyframes else None)
 
     async def _log_bounds(self) -> tuple[int | None, int | None]:
         head: Any = await self.redis.xrange(self.keys.log, "-", "+", count=1)

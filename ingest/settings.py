@@ -16,6 +16,8 @@ from contract import DEFAULT_PREFIX, SettingsError, duration_setting, float_sett
 __all__ = ("DEFAULT_EVENTS_FILE", "Settings", "SettingsError", "add_arguments", "default_host", "from_args")
 
 DEFAULT_EVENTS_FILE = "~/.claude/agentwatch/events.jsonl"  # the hook's default too
+DEFAULT_RETENTION_BYTES = "256MiB"  # the replay window's ceiling on a real Redis
+EMBEDDED_RETENTION_BYTES = "64MiB"  # ... and on the embedded one (`agentwatch up` without --redis-url)
 # Source and host names go into Redis key names and the lease owner "host:pid:nonce": no ':' in a host, and
 # nothing that could read as a glob or a cluster hash tag ({}) anywhere.
 _NOT_NAME = re.compile(r"[^A-Za-z0-9_.-]+")
@@ -102,9 +104,10 @@ def add_arguments(parser: argparse.ArgumentParser, env: Mapping[str, str] = os.e
     )
     group.add_argument(
         "--retention-max-bytes",
-        default=env.get("AGENTWATCH_RETENTION_MAX_BYTES", "256MiB"),
+        default=env.get("AGENTWATCH_RETENTION_MAX_BYTES", ""),
         help="memory ceiling of the log and keyframes; when reached it wins over --retention and is reported "
-        "(AGENTWATCH_RETENTION_MAX_BYTES; default %(default)s; 0: none)",
+        f"(AGENTWATCH_RETENTION_MAX_BYTES; default {DEFAULT_RETENTION_BYTES}, {EMBEDDED_RETENTION_BYTES} on the "
+        "embedded Redis; 0: none)",
     )
     group.add_argument(
         "--keyframe-every",
@@ -168,7 +171,12 @@ def from_args(ns: argparse.Namespace, redis_url: str | None, prefix: str) -> Set
         lease_ttl_s=float_setting("--lease-ttl", ns.lease_ttl, 1.0),
         stream_cap=_stream_cap(ns.stream_cap),
         retention_s=duration_setting("--retention", ns.retention, 60.0),
-        retention_max_bytes=size_setting("--retention-max-bytes", ns.retention_max_bytes, 0),
+        retention_max_bytes=size_setting(
+            "--retention-max-bytes",
+            # The embedded Redis lives in this process, where each entry costs several times its bytes.
+            ns.retention_max_bytes or (DEFAULT_RETENTION_BYTES if redis_url else EMBEDDED_RETENTION_BYTES),
+            0,
+        ),
         keyframe_events=int_setting("--keyframe-every", ns.keyframe_every, 1),
         keyframe_interval_s=duration_setting("--keyframe-interval", ns.keyframe_interval, 1.0),
         max_line_bytes=int_setting("--max-line-bytes", ns.max_line_bytes, 1024),

@@ -167,23 +167,15 @@ class Transcripts:
         if not chunk:
             return
         self.dirty.add(followed.path)
-        side = followed.path + SIDECHAIN
-        for raw in chunk.split(b"\n"):
-            line = parse_line(raw)
-            if line is not None:
-                yield (side if line.sidechain and followed.agent_id == MAIN_AGENT else followed.path), line
+        yield from _usage_lines(followed, chunk)
 
     def _chunk(self, followed: Followed) -> bytes:
         """The complete lines past the offset (at most READ_CAP bytes), moving the offset past them."""
+        opened = _open_regular(followed.path)
+        if opened is None:
+            return b""  # not (yet) there, not ours to read, or not a file: the agent keeps its floor
+        fd, st = opened
         try:
-            # O_NONBLOCK: a FIFO named in a payload must not hang us; only regular files are read.
-            fd = os.open(followed.path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-        except OSError:
-            return b""  # not (yet) there, or not ours to read: the agent keeps its floor
-        try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                return b""
             if (st.st_dev, st.st_ino) != (followed.dev, followed.ino) or st.st_size < followed.off:
                 # A new file at this path, or one cut short: read it from the start (the ledger has what was
                 # counted, so nothing is counted twice).
@@ -250,24 +242,51 @@ class Transcripts:
             self._recount(followed)
 
     def _recount(self, followed: Followed) -> None:
+        opened = _open_regular(followed.path)
+        if opened is None:
+            return
+        fd, st = opened
         try:
-            with open(followed.path, "rb") as f:
-                st = os.fstat(f.fileno())
-                if (st.st_dev, st.st_ino) != (followed.dev, followed.ino) or not stat.S_ISREG(st.st_mode):
-                    return
-                start = max(0, followed.off - RESCAN)
-                f.seek(start)
-                data = f.read(followed.off - start)
+            if (st.st_dev, st.st_ino) != (followed.dev, followed.ino):
+                return
+            start = max(0, followed.off - RESCAN)
+            data = os.pread(fd, followed.off - start, start)
         except OSError:
             return
+        finally:
+            os.close(fd)
         if start:
             data = data[data.find(b"\n") + 1 :]
-        side = followed.path + SIDECHAIN
-        for raw in data.split(b"\n"):
-            line = parse_line(raw)
-            if line is not None:
-                owner = side if line.sidechain and followed.agent_id == MAIN_AGENT else followed.path
-                self.ledger.count(owner, followed.session, line)
+        for owner, line in _usage_lines(followed, data):
+            self.ledger.count(owner, followed.session, line)
+
+
+def _open_regular(path: str) -> tuple[int, os.stat_result] | None:
+    """A read descriptor on a regular file, and its stat. O_NONBLOCK: a FIFO named in a payload must not hang
+    us; anything but a regular file is refused."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        return None
+    return fd, st
+
+
+def _usage_lines(followed: Followed, data: bytes) -> Iterator[tuple[str, Line]]:
+    """(owner, line) for each usage line of `data`: owner is the file's path, or its path + SIDECHAIN for a
+    sub-agent's line inline in a session file."""
+    side = followed.path + SIDECHAIN
+    for raw in data.split(b"\n"):
+        line = parse_line(raw)
+        if line is not None:
+            yield (side if line.sidechain and followed.agent_id == MAIN_AGENT else followed.path), line
 
 
 def _field(path: str) -> str:

@@ -26,7 +26,7 @@ from contract.connect import redis_client
 from contract.sources import read_sources
 
 from .hosts import HostCheck, origin_allowed, served_hosts
-from .hub import Hub, Viewer
+from .hub import Hub, Viewer, session_of
 from .replay import OutsideWindow, Player, Window, parse_point, parse_speed, play
 from .settings import Settings
 from .share import Share, ShareRefused, verify
@@ -277,7 +277,7 @@ async def _replay(ws: WebSocket, settings: Settings, redis: Redis, hub: Hub, sha
         return
     try:
         speed = parse_speed(ws.query_params.get("speed"))
-        seq = await window.resolve(parse_point(ws.query_params["replay"], int(time.time() * 1000)))
+        seq, bounds = await window.resolve(parse_point(ws.query_params["replay"], int(time.time() * 1000)))
         state, epoch = await window.state_at(seq)
     except ValueError as exc:
         await refuse("bad_replay", str(exc))
@@ -289,7 +289,7 @@ async def _replay(ws: WebSocket, settings: Settings, redis: Redis, hub: Hub, sha
     hub.stats["replays"] += 1
     try:
         snapshot = {"type": "snapshot", "seq": seq, "epoch": epoch, "alive": list(state.alive().values())}
-        snapshot["replay"] = {"speed": speed, "window": await window.bounds()}
+        snapshot["replay"] = {"speed": speed, "window": bounds}
         await ws.send_text(json.dumps(snapshot, separators=(",", ":")))
         sender = asyncio.create_task(play(window, seq, player, ws.send_text))
         reader = asyncio.create_task(_controls(ws, player))
@@ -400,7 +400,7 @@ async def _write(
 
     async def forward(seq: int, text: str) -> None:
         nonlocal skipped
-        if share is not None and _session_of(text) != share.session:
+        if share is not None and session_of(text) != share.session:
             skipped = True
             if loop.time() - sent_at >= ping_every:  # a busy other session: keep the resume point fresh
                 await ping(seq)
@@ -443,13 +443,6 @@ async def _write(
         else:
             await forward(seq, text)
         last = seq
-
-
-def _session_of(text: str) -> object:
-    try:
-        return json.loads(text)["data"]["session_id"]
-    except (ValueError, KeyError, TypeError):
-        return None
 
 
 async def _read(ws: WebSocket) -> tuple[int, str]:

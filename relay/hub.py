@@ -136,14 +136,14 @@ class Hub:
                 alive.append(record)
             else:
                 self.stats["bad_messages"] += 1  # someone wrote into our hash by hand
-        return Snapshot(int(seq or 0), _text(epoch or b""), alive)
+        return Snapshot(int(seq or 0), text_of(epoch or b""), alive)
 
     async def resume(self, since: int, epoch: str, limit: int) -> list[tuple[int, str]] | None:
         """The envelopes after `since` of `epoch`, or None when they are not all there any more."""
         seq, current, entries = await self._resume(keys=[self.keys.meta, self.keys.log], args=[since, limit])
-        if _text(current) != epoch or since > int(seq):
+        if text_of(current) != epoch or since > int(seq):
             return None
-        out = [(_entry_seq(entry_id), _text(fields[1])) for entry_id, fields in entries]
+        out = [(entry_seq(entry_id), text_of(fields[1])) for entry_id, fields in entries]
         if [s for s, _ in out] != list(range(since + 1, int(seq) + 1)):
             return None
         return out
@@ -197,7 +197,7 @@ class Hub:
         except (ValueError, KeyError, TypeError):
             self._bad("a message that is not an agentwatch envelope")
             return
-        text = _text(data)
+        text = text_of(data)
         if epoch != self.epoch or seq > self.last_seq + 1:
             # Another epoch, or a gap: check Redis itself, so a stray message cannot cause a false reset.
             await self._sync(upto=seq if epoch == self.epoch else None)
@@ -223,7 +223,7 @@ class Hub:
     async def _sync(self, upto: int | None = None) -> None:
         """Compare with Redis' own seq and epoch; fill a gap from the log or reset every viewer."""
         seq_raw, epoch_raw = await self.redis.hmget(self.keys.meta, [META_SEQ, META_EPOCH])
-        seq, epoch = int(seq_raw or 0), _text(epoch_raw or b"")
+        seq, epoch = int(seq_raw or 0), text_of(epoch_raw or b"")
         if epoch != self.epoch:
             if self.epoch:
                 log.warning(
@@ -250,7 +250,7 @@ class Hub:
         if target <= self.last_seq:
             return
         entries = await self.redis.xrange(self.keys.log, f"({self.last_seq}-0", f"{target}-0") or []
-        filled = [(_entry_seq(entry_id), fields) for entry_id, fields in entries]
+        filled = [(entry_seq(entry_id), fields) for entry_id, fields in entries]
         if [s for s, _ in filled] != list(range(self.last_seq + 1, target + 1)):
             log.warning(
                 "seqs %d..%d are no longer in %s; every viewer resyncs", self.last_seq + 1, target, self.keys.log
@@ -260,7 +260,7 @@ class Hub:
             return
         self.stats["gaps_filled"] += 1
         for s, fields in filled:
-            self._deliver(s, _text(_field(fields, LOG_FIELD)))
+            self._deliver(s, text_of(stream_field(fields, LOG_FIELD)))
 
     def _reset_all(self) -> None:
         self.stats["resets"] += 1
@@ -278,17 +278,26 @@ async def _receive(pubsub: PubSub, wait_s: float) -> dict[str, Any] | None:
     return await pubsub.get_sharded_message(timeout=wait_s)
 
 
-def _text(value: bytes | str) -> str:
+def session_of(envelope: str) -> object:
+    """The session an envelope's event is about (None for a malformed one)."""
+    try:
+        return json.loads(envelope)["data"]["session_id"]
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+def text_of(value: bytes | str) -> str:
+    """A reply as text, whether the client decodes responses or not."""
     return value.decode() if isinstance(value, bytes) else value
 
 
-def _entry_seq(entry_id: bytes | str | None) -> int:
+def entry_seq(entry_id: bytes | str | None) -> int:
     if entry_id is None:
         return -1
-    return int(_text(entry_id).split("-", 1)[0])
+    return int(text_of(entry_id).split("-", 1)[0])
 
 
-def _field(fields: dict[Any, Any] | None, name: str) -> bytes | str:
+def stream_field(fields: dict[Any, Any] | None, name: str) -> bytes | str:
     fields = fields or {}
     value = fields.get(name.encode(), fields.get(name))
     if value is None:
@@ -296,4 +305,4 @@ def _field(fields: dict[Any, Any] | None, name: str) -> bytes | str:
     return value  # type: ignore[no-any-return]
 
 
-__all__ = ("RESET", "Hub", "Snapshot", "Viewer")
+__all__ = ("RESET", "Hub", "Snapshot", "Viewer", "entry_seq", "session_of", "stream_field", "text_of")

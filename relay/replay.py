@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from contract import (
     LOG_FIELD,
@@ -33,6 +34,8 @@ from contract import (
     duration_setting,
 )
 from contract.viewstate import ViewState
+
+from .hub import entry_seq, stream_field, text_of
 
 CHUNK = 500  # envelopes per read
 MAX_GAP_S = 2.0  # the longest pause between two events at 1x: longer idle time is skipped
@@ -99,15 +102,15 @@ class Window:
         k = self.keys
         meta = await self.redis.hmget(k.meta, [META_SEQ, META_EPOCH, META_TRIMMED, META_TRIMMED_AT])
         first: Any = await self.redis.zrange(k.keyframe_times, 0, 0, withscores=True)
-        last_seq = int(_text(meta[0]) or 0)
+        last_seq = int(text_of(meta[0] or b"0"))
         out: dict[str, Any] = {
-            "epoch": _text(meta[1]) or None,
+            "epoch": text_of(meta[1] or b"") or None,
             "first_seq": int(first[0][0]) if first else None,
             "first_ts": int(first[0][1]) if first else None,
             "last_seq": last_seq,
             "last_ts": None,
-            "trimmed": _text(meta[2]) or None,
-            "trimmed_at": int(_text(meta[3])) if meta[3] else None,
+            "trimmed": text_of(meta[2] or b"") or None,
+            "trimmed_at": int(text_of(meta[3])) if meta[3] else None,
         }
         newest: Any = await self.redis.xrevrange(k.log, "+", "-", count=1)
         if newest:
@@ -122,19 +125,19 @@ class Window:
         raw: Any = await self.redis.hgetall(self.keys.timeline)
         minutes: dict[int, list[int]] = {}
         for name, count in raw.items():
-            minute, _, kind = _text(name).partition(":")
+            minute, _, kind = text_of(name).partition(":")
             if minute.isdigit() and kind in ("e", "f"):
                 minutes.setdefault(int(minute), [0, 0])[0 if kind == "e" else 1] = int(count)
         out["minutes"] = [[m, e, f] for m, (e, f) in sorted(minutes.items())]
         marks: Any = await self.redis.xrevrange(self.keys.marks, "+", "-", count=MARKS_SHOWN)
         out["marks"] = [
-            {"seq": _entry_seq(entry_id), **json.loads(_text(fields[_key(fields, MARK_FIELD)]))}
+            {"seq": entry_seq(entry_id), **json.loads(text_of(stream_field(fields, MARK_FIELD)))}
             for entry_id, fields in reversed(marks)
         ]
         return out
 
-    async def resolve(self, point: Point) -> int:
-        """The seq a point stands for; OutsideWindow when it is not in the window."""
+    async def resolve(self, point: Point) -> tuple[int, dict[str, Any]]:
+        """The seq a point stands for, and the window's bounds; OutsideWindow when it is not in the window."""
         window = await self.bounds()
         first, last = window["first_seq"], window["last_seq"]
         if first is None:
@@ -146,7 +149,7 @@ class Window:
                     f"({_when(window['first_ts'])} to {_when(window['last_ts'])}); ask for one inside it",
                     window,
                 )
-            return point.seq
+            return point.seq, window
         assert point.ts is not None
         if point.ts < (window["first_ts"] or 0) or (window["last_ts"] is not None and point.ts > window["last_ts"]):
             raise OutsideWindow(
@@ -154,7 +157,7 @@ class Window:
                 f"{_when(window['last_ts'])} (seqs {first} to {last}); ask for a time inside it",
                 window,
             )
-        return await self._seq_at(point.ts, first, last)
+        return await self._seq_at(point.ts, first, last), window
 
     async def _seq_at(self, ts: int, first: int, last: int) -> int:
         """The last seq whose event time is at or before ts: from the keyframe written before it, forward."""
@@ -167,7 +170,7 @@ class Window:
             for entry_id, fields in entries:
                 if (_event(fields).get("ts") or 0) > ts:
                     return seq
-                seq = _entry_seq(entry_id)
+                seq = entry_seq(entry_id)
         return seq
 
     async def state_at(self, seq: int) -> tuple[ViewState, str]:
@@ -176,21 +179,21 @@ class Window:
         if not found:
             raise OutsideWindow(f"no keyframe at or before seq {seq}", await self.bounds())
         entry_id, fields = found[0]
-        state = ViewState.from_alive(json.loads(_text(fields[_key(fields, "alive")])))
-        epoch = _text(fields[_key(fields, "epoch")])
-        at = _entry_seq(entry_id)
+        state = ViewState.from_alive(json.loads(text_of(stream_field(fields, "alive"))))
+        epoch = text_of(stream_field(fields, "epoch"))
+        at = entry_seq(entry_id)
         while at < seq:
             entries: Any = await self.redis.xrange(self.keys.log, f"{at + 1}-0", f"{seq}-0", count=CHUNK)
             if not entries:
                 raise OutsideWindow(f"the log no longer holds seq {at + 1}", await self.bounds())
             for entry_id, fields in entries:
                 state.apply(_event(fields))
-                at = _entry_seq(entry_id)
+                at = entry_seq(entry_id)
         return state, epoch
 
     async def after(self, seq: int, count: int = CHUNK) -> list[tuple[int, str]]:
         entries: Any = await self.redis.xrange(self.keys.log, f"{seq + 1}-0", "+", count=count)
-        return [(_entry_seq(i), _text(f[_key(f, LOG_FIELD)])) for i, f in entries]
+        return [(entry_seq(i), text_of(stream_field(f, LOG_FIELD))) for i, f in entries]
 
 
 class Player:
@@ -276,25 +279,10 @@ def _event_text_ts(envelope: str) -> int | None:
 
 def _event(fields: Any) -> dict[str, Any]:
     try:
-        data = json.loads(_text(fields[_key(fields, LOG_FIELD)]))["data"]
-    except (ValueError, KeyError, TypeError):
+        data = json.loads(text_of(stream_field(fields, LOG_FIELD)))["data"]
+    except (ValueError, KeyError, TypeError, RedisError):
         return {}
     return data if isinstance(data, dict) else {}
-
-
-def _key(fields: Any, name: str) -> Any:
-    """A stream entry's field, whether the client decodes responses or not."""
-    return name if name in fields else name.encode()
-
-
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.decode() if isinstance(value, bytes) else str(value)
-
-
-def _entry_seq(entry_id: Any) -> int:
-    return int(_text(entry_id).split("-", 1)[0])
 
 
 def _when(ts: int | None) -> str:

@@ -1,25 +1,29 @@
-"""Shared fixtures: a real redis-server for the session, a fresh prefix and events file per test."""
+"""Shared fixtures: a real redis-server for the session, a fresh prefix and events file per test, a stack of
+ingest and relay on them, and the system Chromium for the browser tests."""
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from redis.asyncio import Redis
 
-from tests import stack
-from tests.stack import RedisServer
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser
+
+from tests import stack as processes
+from tests.stack import CHROMIUM, CHROMIUM_ARGS, RedisServer, Stack, running_stack
 
 
 @pytest.fixture(autouse=True)
 def reap() -> Iterator[None]:
     """Whatever a test started and left running (it failed half-way, say) is stopped by pid after it."""
-    since = len(stack.STARTED)
+    since = len(processes.STARTED)
     yield
-    stack.reap(since)
+    processes.reap(since)
 
 
 def _running_server() -> Iterator[RedisServer]:
@@ -51,6 +55,28 @@ def prefix() -> str:
 @pytest.fixture
 def events_file(tmp_path: Path) -> Path:
     return tmp_path / "claude" / "events.jsonl"
+
+
+@pytest.fixture
+def stack(redis_server: RedisServer, events_file: Path) -> Iterator[Stack]:
+    """ingest and relay on the shared redis-server, reading a new, empty events file from its start."""
+    events_file.parent.mkdir(parents=True, exist_ok=True)
+    events_file.touch()
+    with running_stack(redis_server.url, events_file) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    """The system Chromium, driven by Playwright; one per test module."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
 
 
 @pytest.fixture

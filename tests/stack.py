@@ -23,6 +23,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from contract import safe_url
+
 ROOT = Path(__file__).resolve().parent.parent
 HOOK = ROOT / "hooks" / "agentwatch-hook.sh"
 FIXTURE = ROOT / "tests" / "data" / "claude-code-session.jsonl"  # the shared fixture, kept beside the tests
@@ -225,6 +227,7 @@ class Stack:
     port: int
     relay_args: tuple[str, ...] = ()
     extra_procs: list[Proc] = field(default_factory=list)
+    ingest_args: tuple[str, ...] = ()
 
     @property
     def ws_url(self) -> str:
@@ -239,24 +242,28 @@ class Stack:
 
     def restart_ingest(self, sig: int = signal.SIGTERM) -> None:
         self.ingest.stop(sig)
-        self.ingest = start_ingest(self.redis_url, self.events_file, self.prefix)
+        self.ingest = start_ingest(self.redis_url, self.events_file, self.prefix, *self.ingest_args)
 
 
 @contextlib.contextmanager
 def running_stack(
-    redis_url: str, events_file: Path, prefix: str | None = None, relay_args: tuple[str, ...] = ()
+    redis_url: str,
+    events_file: Path,
+    prefix: str | None = None,
+    relay_args: tuple[str, ...] = (),
+    ingest_args: tuple[str, ...] = (),
 ) -> Iterator[Stack]:
     """ingest + relay subprocesses on a real Redis, reading events_file from its start."""
     prefix = prefix or "t" + uuid.uuid4().hex[:10]
     events_file.parent.mkdir(parents=True, exist_ok=True)
-    ingest = start_ingest(redis_url, events_file, prefix, "--from", "start")
+    ingest = start_ingest(redis_url, events_file, prefix, "--from", "start", *ingest_args)
     port = free_port()
     try:
         relay, base = start_relay(redis_url, prefix, port, *relay_args)
     except BaseException:
         ingest.kill()
         raise
-    stack = Stack(redis_url, events_file, prefix, ingest, relay, base, port, relay_args)
+    stack = Stack(redis_url, events_file, prefix, ingest, relay, base, port, relay_args, ingest_args=ingest_args)
     try:
         yield stack
     finally:
@@ -290,3 +297,14 @@ def play_fixture(events_file: Path, upto: int | None = None, start: int = 0) -> 
         result = run_hook(payload, events_file)
         assert result.returncode == 0 and not result.stdout and not result.stderr, result
     return len(payloads)
+
+
+def assert_bad_redis_url(command: str, url: str, expected: str) -> None:
+    """`python -m <command> --redis-url <url>` refuses it in one line naming the flag and what was expected,
+    exit 2, without showing the password (s3cret in the tests' URLs)."""
+    result = subprocess.run(
+        [PYTHON, "-m", command, "--redis-url", url], capture_output=True, text=True, cwd=ROOT, timeout=30
+    )
+    assert result.returncode == 2
+    assert f"--redis-url has value {safe_url(url)!r}: " in result.stderr and expected in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and "s3cret" not in result.stderr

@@ -14,12 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, Page, WebSocketRoute, expect
 
 from relay import share
 from tests.stack import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     RedisServer,
     Stack,
     fixture_payloads,
@@ -56,24 +54,6 @@ reliability = pytest.mark.reliability
 
 
 # ---- fixtures and helpers
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def stack(redis_server: RedisServer, events_file: Path) -> Iterator[Stack]:
-    events_file.parent.mkdir(parents=True, exist_ok=True)
-    events_file.touch()
-    with running_stack(redis_server.url, events_file) as stack:
-        yield stack
 
 
 class Viewer:

@@ -7,12 +7,11 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
-from tests.stack import CHROMIUM, CHROMIUM_ARGS, RedisServer, Stack, fixture_payloads, run_hook, running_stack
+from tests.stack import RedisServer, Stack, fixture_payloads, run_hook
 from tests.test_browser import (
     AFTER_PERMISSION,
     ARTIFACTS,
@@ -51,24 +50,6 @@ CENTRE_JS = """sel => { const r = document.querySelector(sel).getBoundingClientR
 
 
 # ---- fixtures and helpers
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
-@pytest.fixture
-def stack(redis_server: RedisServer, events_file: Path) -> Iterator[Stack]:
-    events_file.parent.mkdir(parents=True, exist_ok=True)
-    events_file.touch()
-    with running_stack(redis_server.url, events_file) as stack:
-        yield stack
 
 
 @pytest.fixture

@@ -3,32 +3,26 @@ against a real redis-server, ingest (with --publish-details) and relay, fed the 
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
 import subprocess
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, WebSocketRoute, expect, sync_playwright
+from playwright.sync_api import Browser, ConsoleMessage, Dialog, Locator, Page, WebSocketRoute, expect
 
 from contract import Keys
 from ingest.agent import DETAIL_FIELDS
 from tests.stack import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     RedisServer,
     Stack,
     fixture_payloads,
-    free_port,
     play_fixture,
     run_hook,
-    start_ingest,
-    start_relay,
+    running_stack,
     wait_for,
 )
 from tests.transcript_writer import TranscriptWriter, expected_usage, usage
@@ -54,36 +48,13 @@ expect.set_options(timeout=15_000)
 # ---- fixtures and helpers
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def stack(redis_server: RedisServer, events_file: Path) -> Iterator[Stack]:
     """ingest with --publish-details (the calls' one-line summaries) and a relay, on the shared redis-server."""
     events_file.parent.mkdir(parents=True, exist_ok=True)
     events_file.touch()
-    prefix = "t" + uuid.uuid4().hex[:10]
-    ingest = start_ingest(redis_server.url, events_file, prefix, "--from", "start", "--publish-details")
-    port = free_port()
-    try:
-        relay, base = start_relay(redis_server.url, prefix, port)
-    except BaseException:
-        ingest.kill()
-        raise
-    stack = Stack(redis_server.url, events_file, prefix, ingest, relay, base, port)
-    try:
-        yield stack
-    finally:
-        for proc in (stack.relay, stack.ingest):
-            with contextlib.suppress(Exception):
-                proc.stop(timeout=10)
+    with running_stack(redis_server.url, events_file, ingest_args=("--publish-details",)) as s:
+        yield s
 
 
 @pytest.fixture

@@ -10,10 +10,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 
 from contract import Keys
-from tests.stack import CHROMIUM, CHROMIUM_ARGS, RedisServer, Stack, play_fixture, running_stack, start_ingest
+from tests.stack import RedisServer, Stack, play_fixture, running_stack
 from tests.test_browser import Viewer, wait_ingested
 
 pytestmark = pytest.mark.browser
@@ -58,24 +58,11 @@ def picture(rows: list[list[str]]) -> Picture:
     return sorted(tuple(row) for row in rows)
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
-
-
 @pytest.fixture
 def stack(redis_server: RedisServer, events_file: Path, prefix: str) -> Iterator[Stack]:
     events_file.parent.mkdir(parents=True, exist_ok=True)
     events_file.touch()
-    with running_stack(redis_server.url, events_file, prefix) as s:
-        # The stack's ingest runs with the defaults; this one writes keyframes often.
-        s.ingest.stop()
-        s.ingest = start_ingest(redis_server.url, events_file, prefix, "--from", "start", *KEYFRAMES)
+    with running_stack(redis_server.url, events_file, prefix, ingest_args=KEYFRAMES) as s:
         yield s
 
 

@@ -29,7 +29,6 @@ from tests.stack import (
     free_port,
     play_fixture,
     running_stack,
-    start_ingest,
     wait_for,
 )
 from tests.test_real_installs import FILES as REAL_INSTALLS
@@ -41,10 +40,7 @@ KEYFRAMES = ("--keyframe-every", "7")  # several keyframes in the fixture's 48 e
 
 @pytest.fixture
 def stack(redis_server: RedisServer, events_file: Path, prefix: str) -> Iterator[Stack]:
-    with running_stack(redis_server.url, events_file, prefix) as s:
-        # The stack's ingest runs with the defaults; this one writes keyframes often.
-        s.ingest.stop()
-        s.ingest = start_ingest(redis_server.url, events_file, prefix, "--from", "start", *KEYFRAMES)
+    with running_stack(redis_server.url, events_file, prefix, ingest_args=KEYFRAMES) as s:
         yield s
 
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -23,7 +22,7 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from contract import Keys, redis_url_problem, safe_url
 from contract.connect import BlockingSentinelConnectionPool, SentinelRedis, parse_sentinel_url, redis_client
 from tests.sentinel_rig import sentinel_rig
-from tests.stack import PYTHON, ROOT, running_stack, wait_for
+from tests.stack import assert_bad_redis_url, running_stack, wait_for
 from tests.test_faults import _converge, append_json
 from tests.test_ingest import seq
 from tests.test_rollback import calls, logged_tool_ids
@@ -171,12 +170,7 @@ async def test_clients_keep_their_pools() -> None:
     ],
 )
 def test_bad_sentinel_url_is_one_line_and_exit_2(command: str, url: str, expected: str) -> None:
-    result = subprocess.run(
-        [PYTHON, "-m", command, "--redis-url", url], capture_output=True, text=True, cwd=ROOT, timeout=30
-    )
-    assert result.returncode == 2
-    assert f"--redis-url has value {safe_url(url)!r}: " in result.stderr and expected in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1 and "s3cret" not in result.stderr
+    assert_bad_redis_url(command, url, expected)
 
 
 # ---- a real failover
