@@ -7,7 +7,7 @@ No file IO here.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +27,8 @@ from contract import (
 )
 
 from .timeline import Timeline
+
+PUBLISH_CHUNK = 512 * 1024  # bytes of envelopes per channel message; the relay refuses messages over 4 MiB
 
 # Redis' clock in ms: leases and commit times never depend on a machine's clock.
 NOW_LUA = """
@@ -73,13 +75,16 @@ if top and tonumber(string.match(top[1], '^(%d+)')) > tonumber(redis.call('HGET'
 end
 """
 
-# Appends the events ARGV[i .. i+n-1] (JSON data) under `epoch`: seq, log (KEYS[3], capped at ARGV[3]) and
-# the channel (KEYS[4]), in the envelope format envelope_prefix() describes.
+# Appends the events `events[i .. i+n-1]` (JSON data) under `epoch`: seq, log (KEYS[3], capped at ARGV[3]) and
+# the channel (KEYS[4]), in the envelope format envelope_prefix() describes. The channel gets one message per
+# commit (up to PUBLISH_CHUNK bytes each): the envelope alone, or a JSON array of them in seq order, so that
+# a batch costs Redis and every relay one message instead of one per event.
 PUBLISH_LUA = f"""
 local cap = tonumber(ARGV[3])
 local seq = redis.call('HINCRBY', KEYS[1], '{META_SEQ}', n) - n
 local head = '{{"type":"event","seq":'
 local mid = ',"epoch":"' .. epoch .. '","data":'
+local out, size = {{}}, 0
 for j = 0, n - 1 do
   seq = seq + 1
   local env = head .. seq .. mid .. events[i + j] .. '}}'
@@ -88,7 +93,12 @@ for j = 0, n - 1 do
   else  -- no count cap: the retained window is cut by time and bytes (ingest/retention.py)
     redis.call('XADD', KEYS[3], seq .. '-0', '{LOG_FIELD}', env)
   end
-  redis.call('PUBLISH', KEYS[4], env)
+  out[#out + 1] = env
+  size = size + #env
+  if size >= {PUBLISH_CHUNK} or j == n - 1 then
+    redis.call('PUBLISH', KEYS[4], #out == 1 and out[1] or '[' .. table.concat(out, ',') .. ']')
+    out, size = {{}}, 0
+  end
 end
 """
 
@@ -130,26 +140,35 @@ end
 # After the events: their marks and counts per minute, and a keyframe every ARGV[6] events or ARGV[7] ms of
 # Redis time (the alive hash as it is after this commit's last seq).
 WINDOW_LUA = f"""
-local nm = tonumber(ARGV[i])
-i = i + 1
-for j = 0, nm - 1 do
-  append(KEYS[9], seq - n + tonumber(ARGV[i + 2 * j]) + 1, 0, '{MARK_FIELD}', ARGV[i + 2 * j + 1])
+for j = 1, #marks, 2 do
+  append(KEYS[9], seq - n + tonumber(marks[j]) + 1, 0, '{MARK_FIELD}', marks[j + 1])
 end
-i = i + 2 * nm
-local nt = tonumber(ARGV[i])
-i = i + 1
-for j = 0, nt - 1 do redis.call('HINCRBY', KEYS[10], ARGV[i + 2 * j], ARGV[i + 2 * j + 1]) end
-i = i + 2 * nt
+for j = 1, #minutes, 2 do redis.call('HINCRBY', KEYS[10], minutes[j], minutes[j + 1]) end
 if seq > kf_seq and (seq - kf_seq >= tonumber(ARGV[6]) or now - kf_ts >= tonumber(ARGV[7])) then
   keyframe(seq)
 end
 """
 
+# A list in one argument, each item as `<bytes>:<item>` (pack() below): one argument per group instead of one
+# per item, because packing thousands of arguments a commit cost ingest more CPU than parsing its lines.
+UNPACK_LUA = """
+local function unpacked(blob)
+  local out, at, last = {}, 1, #blob
+  while at <= last do
+    local colon = string.find(blob, ':', at, true)
+    local size = tonumber(string.sub(blob, at, colon - 1))
+    out[#out + 1] = string.sub(blob, colon + 1, colon + size)
+    at = colon + size + 1
+  end
+  return out
+end
+"""
+
 # KEYS: meta, alive, log, channel, checkpoint, stats, keyframes, keyframe_times, marks, timeline
 # ARGV: expected pos token, epoch candidate, stream cap (0: none), lease owner, lease gen, keyframe every N
-#   events, keyframe every T ms, then counted groups: checkpoint pairs, checkpoint dels, alive sets (pairs),
-#   alive dels, stats increments (pairs), events (JSON data), marks (pairs: index in events, JSON), timeline
-#   increments (pairs).
+#   events, keyframe every T ms, then one packed list each (pack()): checkpoint pairs, checkpoint dels, alive
+#   sets (pairs), alive dels, stats increments (pairs), events (JSON data), marks (pairs: index in events,
+#   JSON), timeline increments (pairs).
 # The lease is the fencing token: a writer whose lease was taken over or reaped (or that holds none while
 # someone does) is refused before anything is written.
 COMMIT_LUA = f"""
@@ -165,31 +184,21 @@ end
 {NOW_LUA}
 {EPOCH_CHECKS_LUA}
 {WINDOW_OPEN_LUA}
-local i = 8
-local function group(width, fn)
-  local n = tonumber(ARGV[i])
-  i = i + 1
-  local chunk = {{}}
-  for j = 0, n * width - 1 do
-    chunk[#chunk + 1] = ARGV[i + j]
-    if #chunk >= 512 then fn(chunk); chunk = {{}} end
-  end
-  if #chunk > 0 then fn(chunk) end
-  i = i + n * width
+{UNPACK_LUA}
+local function each(list, fn)
+  for j = 1, #list, 512 do fn(unpack(list, j, math.min(j + 511, #list))) end
 end
-group(2, function(c) redis.call('HSET', KEYS[5], unpack(c)) end)
-group(1, function(c) redis.call('HDEL', KEYS[5], unpack(c)) end)
+each(unpacked(ARGV[8]), function(...) redis.call('HSET', KEYS[5], ...) end)
+each(unpacked(ARGV[9]), function(...) redis.call('HDEL', KEYS[5], ...) end)
 redis.call('HSET', KEYS[5], 'committed', now)
-group(2, function(c) redis.call('HSET', KEYS[2], unpack(c)) end)
-group(1, function(c) redis.call('HDEL', KEYS[2], unpack(c)) end)
-group(2, function(c)
-  for j = 1, #c, 2 do redis.call('HINCRBY', KEYS[6], c[j], c[j + 1]) end
-end)
-local n = tonumber(ARGV[i])
-i = i + 1
-local events = ARGV
+each(unpacked(ARGV[10]), function(...) redis.call('HSET', KEYS[2], ...) end)
+each(unpacked(ARGV[11]), function(...) redis.call('HDEL', KEYS[2], ...) end)
+local counts = unpacked(ARGV[12])
+for j = 1, #counts, 2 do redis.call('HINCRBY', KEYS[6], counts[j], counts[j + 1]) end
+local events = unpacked(ARGV[13])
+local n, i = #events, 1
+local marks, minutes = unpacked(ARGV[14]), unpacked(ARGV[15])
 {PUBLISH_LUA}
-i = i + n
 {WINDOW_LUA}
 return {{seq, epoch, fresh}}
 """
@@ -276,28 +285,17 @@ class Committer:
         timeline: the replay timeline's marks and per-minute counts for these events."""
         kf = self.keyframes
         args: list[Any] = [expected, epoch_candidate, self.stream_cap, *self.lease, kf.events, kf.interval_ms]
-        args.append(len(checkpoint))
-        for k, v in checkpoint.items():
-            args += (k, v)
-        args.append(len(checkpoint_del))
-        args += checkpoint_del
-        args.append(len(alive_set))
-        for k, v in alive_set.items():
-            args += (k, v)
-        args.append(len(alive_del))
-        args += alive_del
-        args.append(len(stats))
-        for k, n in stats.items():
-            args += (k, n)
-        args.append(len(events))
-        args += events
         marks, minutes = (timeline.marks, timeline.minutes) if timeline is not None else ([], {})
-        args.append(len(marks))
-        for index, mark in marks:
-            args += (index, mark)
-        args.append(len(minutes))
-        for name, count in minutes.items():
-            args += (name, count)
+        args += (
+            pack(x for pair in checkpoint.items() for x in pair),
+            pack(checkpoint_del),
+            pack(x for pair in alive_set.items() for x in pair),
+            pack(alive_del),
+            pack(x for pair in stats.items() for x in pair),
+            pack(events),
+            pack(x for pair in marks for x in pair),
+            pack(x for pair in minutes.items() for x in pair),
+        )
         names = self.keys
         keys = [
             *(names.meta, names.alive, names.log, names.channel, names.checkpoint(self.source), names.stats),
@@ -313,6 +311,15 @@ class Committer:
                 raise Fenced(message[7:].strip()) from None
             raise
         return Committed(int(seq), _text(epoch), bool(fresh))
+
+
+def pack(items: Iterable[str | int]) -> bytes:
+    """A list as one script argument: `<length in bytes>:<item>` each, read back by UNPACK_LUA."""
+    parts: list[bytes] = []
+    for item in items:
+        data = item.encode() if isinstance(item, str) else str(item).encode()
+        parts += (b"%d:" % len(data), data)
+    return b"".join(parts)
 
 
 def _text(value: bytes | str) -> str:

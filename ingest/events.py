@@ -18,6 +18,7 @@ from contract import HOOK_EVENTS, MAIN_AGENT, compact_json
 from . import agent_usage, lifecycle, spawns, tools, waiting
 from .agent import ID_CAP, Agent, Limits, Rejected, timestamp
 from .graph import Ctx, Event, Graph
+from .payload import Payload
 from .pricing import Pricing
 from .transcripts import Transcripts
 from .usage import Ledger
@@ -167,7 +168,7 @@ SIMPLE_RULES: dict[str, Callable[[Graph, Ctx], list[Event]]] = {
 
 
 def _context(payload: Any, now_ms: int) -> Ctx:
-    if not isinstance(payload, dict):
+    if not isinstance(payload, (dict, Payload)):
         raise Rejected("not_object", f"expected a JSON object, got {type(payload).__name__}")
     hook = payload.get("hook_event_name")
     if not isinstance(hook, str) or not hook:

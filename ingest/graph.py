@@ -13,7 +13,7 @@ import itertools
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol
 
 from contract import MAIN_AGENT, VIEW_FIELDS, alive_field, compact_json
 
@@ -21,6 +21,12 @@ from .agent import NAME_CAP, TEXT_CAP, Agent, Limits
 from .pricing import Pricing
 
 Event = dict[str, Any]
+
+
+class Fields(Protocol):
+    def get(self, name: str, default: Any = None, /) -> Any: ...
+
+
 CALL_FIELD = "call:"  # checkpoint field of one open call
 NAMES_CACHED = 4096  # distinct identifiers whose redacted form is remembered
 
@@ -29,7 +35,7 @@ NAMES_CACHED = 4096  # distinct identifiers whose redacted form is remembered
 class Ctx:
     """One payload being fed: who sent it and when."""
 
-    payload: dict[str, Any]
+    payload: Fields  # a decoded line's fields (ingest/payload.py), or a dict
     hook: str
     session: str
     agent_id: str

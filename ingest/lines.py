@@ -6,15 +6,14 @@ with its byte offset, and its neighbours are published.
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
 
 from contract import compact_json
 
 from .events import Normalizer, Rejected
+from .payload import decode
 from .tail import Batch
 from .timeline import Timeline
 
@@ -22,14 +21,6 @@ log = logging.getLogger("ingest")
 
 BOM = b"\xef\xbb\xbf"
 LOG_BAD_LINES_PER_BATCH = 20  # beyond this a batch logs one summary line instead of one line each
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")
-
-
-# One decoder for every line: json.loads with parse_constant would build a new one per call.
-DECODER = json.JSONDecoder(parse_constant=_reject_constant)
 
 
 def normalize_batch(
@@ -49,7 +40,7 @@ def normalize_batch(
             if not line.strip():
                 raise Rejected("empty", "expected a JSON object, got an empty line")
             try:
-                payload = DECODER.decode(line.decode("utf-8"))
+                payload = decode(line)
             except UnicodeDecodeError:
                 raise Rejected("invalid_utf8", "expected UTF-8 text") from None
             except (ValueError, RecursionError) as exc:

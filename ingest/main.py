@@ -328,8 +328,13 @@ class Ingest:
             prepared = self._prepare(batch.after, events, stats, timeline)
             if in_flight is not None and not await in_flight:
                 return  # reloaded from the checkpoint: this batch was read from a position no longer ours
-            # Redis runs this commit while the next batch is read and normalized (commits stay in order).
+            # Redis runs this commit while the next batch is read and normalized (commits stay in order). The
+            # task must write its request before this loop parses again, or nothing overlaps: redis-py takes a
+            # few loop turns to get there (script, client, connection), so the loop yields a few times (4 turns
+            # cost nothing next to 2 000 lines; with none, ingest and Redis took turns: 55 000 vs 82 000 lines/s).
             in_flight = asyncio.create_task(self._send(prepared))
+            for _ in range(4):
+                await asyncio.sleep(0)
         if in_flight is not None and not await in_flight:
             return
         now = time.time()
