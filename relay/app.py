@@ -25,11 +25,13 @@ from contract import Keys
 from contract.connect import redis_client
 from contract.sources import read_sources
 
+from . import overload
 from .hosts import HostCheck, origin_allowed, served_hosts
-from .hub import Hub, Viewer, session_of
+from .hub import Hub, Viewer
 from .replay import OutsideWindow, Player, Window, parse_point, parse_speed, play
 from .settings import Settings
 from .share import Share, ShareRefused, verify
+from .writer import watchdog, write
 
 log = logging.getLogger("relay")
 
@@ -74,15 +76,20 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[State]:
         own = redis is None
         client = redis if redis is not None else _client(settings.redis_url or "")
-        hub = Hub(client, Keys.for_url(settings.prefix, settings.redis_url), settings.sync_interval_s)
+        keys = Keys.for_url(settings.prefix, settings.redis_url)
+        hub = Hub(client, keys, settings.sync_interval_s, settings.queue_size)
         task = asyncio.create_task(hub.run(), name="relay-hub")
-        watchdog = asyncio.create_task(_watchdog(hub, settings.send_timeout_s), name="relay-send-watchdog")
+        dog = asyncio.create_task(watchdog(hub, settings.send_timeout_s), name="relay-send-watchdog")
+        lag = asyncio.create_task(
+            overload.monitor(lambda: hub.viewers, hub.fanout.behind, hub.stats, settings.max_loop_lag_s),
+            name="relay-overload",
+        )
         try:
             yield {"hub": hub, "redis": client, "settings": settings, "hosts": hosts}
         finally:
-            for t in (task, watchdog):
+            for t in (task, dog, lag):
                 t.cancel()
-            for t in (task, watchdog):
+            for t in (task, dog, lag):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             if own:
@@ -152,7 +159,7 @@ async def stats(request: Request) -> Response:
         {
             **hub.stats,
             "viewers": len(hub.viewers),
-            "queued": sum(v.queue.qsize() for v in hub.viewers),
+            "queued": sum(hub.fanout.behind(v) for v in hub.viewers),
             "seq": hub.last_seq,
             "epoch": hub.epoch,
             "tasks": len(asyncio.all_tasks()),
@@ -206,11 +213,11 @@ async def stream(ws: WebSocket) -> None:
         return
     since, epoch = _resume_point(ws)
     await ws.accept()
-    viewer = Viewer(settings.queue_size)
+    viewer = Viewer()
     try:
         await hub.ready.wait()
         hub.add(viewer)
-        writer = asyncio.create_task(_write(ws, hub, viewer, settings, since, epoch, share))
+        writer = asyncio.create_task(write(ws, hub, viewer, settings, since, epoch, share))
         reader = asyncio.create_task(_read(ws))
         viewer.on_overflow = writer.cancel
         tasks = {writer, reader}
@@ -221,7 +228,9 @@ async def stream(ws: WebSocket) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         code, reason = 0, ""
-        if viewer.send_timed_out:
+        if viewer.shed:
+            code, reason = CLOSE_SLOW, "relay over capacity: the slowest viewers are closed; reconnect to resume"
+        elif viewer.send_timed_out:
             code, reason = CLOSE_SLOW, "not reading: send timed out; reconnect for a fresh snapshot"
         elif viewer.fell_behind.is_set():
             code, reason = CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
@@ -335,114 +344,11 @@ async def _expire(share: Share) -> tuple[int, str]:
     return CLOSE_SHARE_EXPIRED, "share link expired"
 
 
-async def _watchdog(hub: Hub, send_timeout_s: float) -> None:
-    """Interrupt every writer whose send has been blocked for send_timeout_s (checked 10 times per timeout).
-
-    One timer for the whole relay instead of one per message per viewer, which under load cost a large part
-    of the relay's CPU. A blocked send is interrupted between send_timeout_s and 1.1 x send_timeout_s.
-    """
-    loop = asyncio.get_running_loop()
-    while True:
-        await asyncio.sleep(send_timeout_s / 10)
-        late = loop.time() - send_timeout_s
-        for viewer in list(hub.viewers):
-            since = viewer.sending_since
-            if since is not None and since <= late and not viewer.send_timed_out:
-                viewer.send_timed_out = True
-                if viewer.on_overflow is not None:
-                    viewer.on_overflow()  # cancels the writer, as a full queue does
-
-
 def _resume_point(ws: WebSocket) -> tuple[int | None, str | None]:
     since, epoch = ws.query_params.get("since"), ws.query_params.get("epoch")
     if since is None or epoch is None or not since.isdigit() or len(since) > 18 or not 0 < len(epoch) <= 64:
         return None, None  # no resume asked, or a malformed one: a fresh snapshot serves either way
     return int(since), epoch
-
-
-async def _write(
-    ws: WebSocket,
-    hub: Hub,
-    viewer: Viewer,
-    settings: Settings,
-    since: int | None,
-    epoch: str | None,
-    share: Share | None = None,
-) -> tuple[int, str]:
-    """Snapshot (or resume), then every event in seq order; returns the close code and reason.
-
-    A share viewer gets its session's events only, with their real seqs. Before an event that follows
-    skipped ones it gets a ping with the seq just before it, so its seq check stays gap-free.
-    """
-    loop = asyncio.get_running_loop()
-    ping_every = settings.ping_interval_s
-    skipped = False  # a share viewer passed over events since its last frame
-    sent_at = loop.time()
-
-    async def send(text: str) -> None:
-        nonlocal sent_at
-        # No timer per message: the watchdog interrupts a send that has been blocked for send_timeout_s.
-        viewer.sending_since = sent_at = loop.time()
-        await ws.send_text(text)
-        viewer.sending_since = None
-
-    async def ping(seq: int) -> None:
-        nonlocal skipped
-        skipped = False
-        await send(f'{{"type":"ping","seq":{seq},"epoch":"{epoch}"}}')
-
-    async def snapshot(reset: bool) -> tuple[int, str]:
-        nonlocal skipped
-        snap = await hub.snapshot()
-        await send(snap.message(reset=reset, share=share))
-        skipped = False
-        return snap.seq, snap.epoch
-
-    async def forward(seq: int, text: str) -> None:
-        nonlocal skipped
-        if share is not None and session_of(text) != share.session:
-            skipped = True
-            if loop.time() - sent_at >= ping_every:  # a busy other session: keep the resume point fresh
-                await ping(seq)
-            return
-        if skipped:
-            await ping(seq - 1)
-        await send(text)
-
-    replayed = await hub.resume(since, epoch, settings.replay_limit) if since is not None and epoch else None
-    if replayed is None:
-        last, epoch = await snapshot(reset=since is not None)
-    else:
-        last = since or 0
-        for seq, text in replayed:
-            await forward(seq, text)
-            last = seq
-        if skipped:
-            await ping(last)
-    while True:
-        if viewer.queue.empty():
-            try:
-                async with asyncio.timeout(ping_every):
-                    item = await viewer.queue.get()
-            except TimeoutError:
-                await ping(last)
-                continue
-        else:
-            item = viewer.queue.get_nowait()  # something is queued: no wait, so no timer
-        if isinstance(item, str):  # the hub's RESET marker: a fresh snapshot replaces what we had
-            last, epoch = await snapshot(reset=True)
-            continue
-        seq, text = item
-        if seq <= last:
-            continue
-        if seq != last + 1:
-            last, epoch = await snapshot(reset=True)  # cannot happen while the hub keeps order; never a hole
-            continue
-        if share is None:
-            await send(text)  # the hot path of a full view: one frame, nothing to filter
-        else:
-            await forward(seq, text)
-        last = seq
 
 
 async def _read(ws: WebSocket) -> tuple[int, str]:

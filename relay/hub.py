@@ -12,10 +12,10 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
 from redis.asyncio.cluster import ClusterPubSub
@@ -25,13 +25,14 @@ from redis.exceptions import RedisClusterException, RedisError
 from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
 from contract.hygiene import eviction_warning
 
+from .fanout import RESET, Fanout, Viewer
 from .share import Share
 
 log = logging.getLogger("relay.hub")
 
 # Connection loss, keys someone broke by hand, and a Cluster's slot map caught mid-failover (not a RedisError).
 REDIS_ERRORS = (RedisError, RedisClusterException, OSError)
-MAX_CHANNEL_MESSAGE = 1 << 20  # our envelopes are small; anything this big was not published by ingest
+MAX_CHANNEL_MESSAGE = 4 << 20  # ingest publishes at most 512 KiB of envelopes per message; this was not ingest
 
 # Snapshot and seq read in one call, so the snapshot is exactly the state at seq.
 SNAPSHOT_LUA = f"""
@@ -46,31 +47,6 @@ local since = tonumber(ARGV[1])
 if seq - since > tonumber(ARGV[2]) or since > seq then return {{seq, epoch, {{}}}} end
 return {{seq, epoch, redis.call('XRANGE', KEYS[2], '(' .. since .. '-0', '+')}}
 """
-
-RESET = "reset"  # queue marker: take a fresh snapshot (the hub could not fill a gap, or the epoch changed)
-
-
-@dataclass(eq=False)
-class Viewer:
-    queue_size: int
-    queue: asyncio.Queue[tuple[int, str] | str] = field(init=False)
-    fell_behind: asyncio.Event = field(default_factory=asyncio.Event)
-    on_overflow: Callable[[], object] | None = None  # interrupts the writer even while it is blocked in a send
-    sending_since: float | None = None  # loop time the send in progress started (read by the relay's watchdog)
-    send_timed_out: bool = False  # a send stayed blocked for send_timeout_s: closed as slow
-
-    def __post_init__(self) -> None:
-        self.queue = asyncio.Queue(self.queue_size)
-
-    def offer(self, item: tuple[int, str] | str) -> None:
-        if self.fell_behind.is_set():
-            return
-        try:
-            self.queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.fell_behind.set()  # closed as slow; the viewer reconnects for a resume or a fresh snapshot
-            if self.on_overflow is not None:
-                self.on_overflow()
 
 
 @dataclass
@@ -92,11 +68,11 @@ class Snapshot:
 
 
 class Hub:
-    def __init__(self, redis: Redis, keys: Keys, sync_interval_s: float = 1.0) -> None:
+    def __init__(self, redis: Redis, keys: Keys, sync_interval_s: float = 1.0, backlog: int = 2048) -> None:
         self.redis = redis
         self.keys = keys
         self.sync_interval_s = sync_interval_s
-        self.viewers: set[Viewer] = set()
+        self.fanout = Fanout(backlog)
         self.epoch: str | None = None
         self.last_seq = 0
         self.ready = asyncio.Event()
@@ -113,16 +89,22 @@ class Hub:
             "shares_refused": 0,
             "rollbacks": 0,  # seq went back within an epoch (failover, restore): every viewer resynced
             "replays": 0,  # replay viewers now (relay/replay.py); not in `viewers`
+            "shed": 0,  # viewers closed because the relay was over capacity (relay/overload.py)
+            "loop_lag_ms": 0,  # how late the event loop ran a timer at the last check
         }
         self._snapshot = redis.register_script(SNAPSHOT_LUA)
         self._resume = redis.register_script(RESUME_LUA)
 
     # ---- viewers
+    @property
+    def viewers(self) -> set[Viewer]:
+        return self.fanout.viewers
+
     def add(self, viewer: Viewer) -> None:
-        self.viewers.add(viewer)
+        self.fanout.add(viewer)
 
     def remove(self, viewer: Viewer) -> None:
-        self.viewers.discard(viewer)
+        self.fanout.remove(viewer)
 
     async def snapshot(self) -> Snapshot:
         seq, epoch, values = await self._snapshot(keys=[self.keys.meta, self.keys.alive])
@@ -186,28 +168,26 @@ class Hub:
             delay = min(delay * 2, 2.0)  # back within about 2 s of a failover
 
     async def _on_message(self, data: bytes | str) -> None:
+        """One channel message: an envelope, or a JSON array of envelopes (one commit's events)."""
         if len(data) > MAX_CHANNEL_MESSAGE:
             self._bad("oversized message on the channel")
             return
-        try:
-            envelope = json.loads(data)
-            seq, epoch = envelope["seq"], envelope["epoch"]
-            if envelope["type"] != "event" or type(seq) is not int or not isinstance(epoch, str):
-                raise ValueError
-        except (ValueError, KeyError, TypeError):
+        envelopes = parse_envelopes(data)
+        if envelopes is None:
             self._bad("a message that is not an agentwatch envelope")
             return
-        text = text_of(data)
-        if epoch != self.epoch or seq > self.last_seq + 1:
-            # Another epoch, or a gap: check Redis itself, so a stray message cannot cause a false reset.
-            await self._sync(upto=seq if epoch == self.epoch else None)
-            if epoch != self.epoch or seq != self.last_seq + 1:
-                if seq > self.last_seq:
-                    self._bad("an envelope Redis does not know (wrong epoch or seq)")
-                return
-        if seq <= self.last_seq:
-            return  # already delivered (a gap fill got there first)
-        self._deliver(seq, text)
+        for seq, epoch, text in envelopes:
+            if epoch != self.epoch or seq > self.last_seq + 1:
+                # Another epoch, or a gap: check Redis itself, so a stray message cannot cause a false reset.
+                await self._sync(upto=seq if epoch == self.epoch else None)
+                if epoch != self.epoch or seq != self.last_seq + 1:
+                    if seq > self.last_seq:
+                        self._bad("an envelope Redis does not know (wrong epoch or seq)")
+                    continue
+            if seq <= self.last_seq:
+                continue  # already delivered (a gap fill got there first)
+            self._deliver(seq, text)
+        self.fanout.flush()
 
     def _bad(self, what: str) -> None:
         self.stats["bad_messages"] += 1
@@ -217,8 +197,7 @@ class Hub:
     def _deliver(self, seq: int, text: str) -> None:
         self.last_seq = seq
         self.stats["delivered"] += 1
-        for viewer in self.viewers:
-            viewer.offer((seq, text))
+        self.fanout.push((seq, text))
 
     async def _sync(self, upto: int | None = None) -> None:
         """Compare with Redis' own seq and epoch; fill a gap from the log or reset every viewer."""
@@ -261,11 +240,12 @@ class Hub:
         self.stats["gaps_filled"] += 1
         for s, fields in filled:
             self._deliver(s, text_of(stream_field(fields, LOG_FIELD)))
+        self.fanout.flush()
 
     def _reset_all(self) -> None:
         self.stats["resets"] += 1
-        for viewer in self.viewers:
-            viewer.offer(RESET)
+        self.fanout.push(RESET)
+        self.fanout.flush()
 
 
 async def _receive(pubsub: PubSub, wait_s: float) -> dict[str, Any] | None:
@@ -276,6 +256,34 @@ async def _receive(pubsub: PubSub, wait_s: float) -> dict[str, Any] | None:
     if not pubsub.node_pubsub_mapping:  # the shard's node was dropped mid-failover: it would return at once
         raise RedisConnectionError("the sharded subscription has no node")
     return await pubsub.get_sharded_message(timeout=wait_s)
+
+
+class _Head(msgspec.Struct):
+    """What the hub checks of an envelope; its data is skipped, not decoded."""
+
+    type: str
+    seq: int
+    epoch: str
+
+
+_heads = msgspec.json.Decoder(list[msgspec.Raw])
+_head = msgspec.json.Decoder(_Head)
+
+
+def parse_envelopes(data: bytes | str) -> list[tuple[int, str, str]] | None:
+    """(seq, epoch, text) of each event envelope in a channel message; None when any part is not one."""
+    raw = data.encode() if isinstance(data, str) else data
+    try:
+        parts = _heads.decode(raw) if raw[:1] == b"[" else [msgspec.Raw(raw)]
+        out = []
+        for part in parts:
+            head = _head.decode(part)
+            if head.type != "event":
+                return None
+            out.append((head.seq, head.epoch, bytes(part).decode()))
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError):
+        return None
+    return out or None
 
 
 def session_of(envelope: str) -> object:
@@ -305,4 +313,14 @@ def stream_field(fields: dict[Any, Any] | None, name: str) -> bytes | str:
     return value  # type: ignore[no-any-return]
 
 
-__all__ = ("RESET", "Hub", "Snapshot", "Viewer", "entry_seq", "session_of", "stream_field", "text_of")
+__all__ = (
+    "RESET",
+    "Hub",
+    "Snapshot",
+    "Viewer",
+    "entry_seq",
+    "parse_envelopes",
+    "session_of",
+    "stream_field",
+    "text_of",
+)

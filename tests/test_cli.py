@@ -15,6 +15,7 @@ import websockets
 import yaml
 
 from tests.stack import PYTHON, ROOT, Proc, RedisServer, free_port, play_fixture, start_relay, wait_for
+from tests.viewer import next_message
 
 AGENTWATCH = [PYTHON, "-m", "agentwatch"]
 
@@ -36,7 +37,7 @@ async def collect(url: str, done: Any, within: float = 30.0) -> list[dict[str, A
     async with websockets.connect(url) as ws:
         async with asyncio.timeout(within):
             while True:
-                message = json.loads(await ws.recv())
+                message = await next_message(ws, within)
                 out.append(message)
                 if done(message):
                     return out

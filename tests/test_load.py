@@ -17,6 +17,7 @@ from contract import Keys
 from tests.stack import HOOK, PYTHON, ROOT, RedisServer, Stack, running_stack, start_ingest, wait_for
 from tests.test_ingest import seq, stream_tool_ids, tool_line
 from tests.test_relay import _raw_handshake
+from tests.viewer import next_message
 
 reliability = pytest.mark.reliability
 
@@ -48,13 +49,13 @@ async def paced_lines(path: Path, total: int, rate: float) -> None:
 async def viewer(url: str, last_id: str, ready: asyncio.Event, count: list[int]) -> list[tuple[int, str]]:
     got: list[tuple[int, str]] = []
     async with websockets.connect(url, max_queue=None, open_timeout=30) as ws:
-        json.loads(await ws.recv())
+        await next_message(ws, 30)
         count[0] += 1
         if count[0] == count[1]:
             ready.set()
         async with asyncio.timeout(120):
             while True:
-                message = json.loads(await ws.recv())
+                message = await next_message(ws, 120)
                 if message["type"] != "event":
                     continue
                 got.append((message["seq"], message["data"].get("tool_use_id") or ""))

@@ -21,6 +21,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 from contract import MAIN_AGENT, Keys
 from tests.mirror import Mirror
 from tests.stack import PYTHON, ROOT, RedisServer, Stack, play_fixture, running_stack, start_relay, wait_for
+from tests.viewer import next_message
 
 SESSION = "7f3c2a91-5b6e-4d0a-9c1e-2f8b4a6d3e17"
 EXPLORE, TESTER, REVIEWER = "a3f9c1d27b84e065", "a71be0c94d2f5a38", "ac52d8e6f1097b4a"
@@ -54,8 +55,7 @@ def tool_calls(n: int, start: int = 0, session: str = "s-burst") -> list[dict[st
 
 
 async def recv(ws: Any, within: float = 10.0) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
-    return message
+    return await next_message(ws, within)
 
 
 async def events_until(ws: Any, done: Any, within: float = 20.0) -> list[dict[str, Any]]:
@@ -430,3 +430,42 @@ def test_port_in_use_is_one_clear_line() -> None:
         )
     assert result.returncode == 2 and "already in use" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+async def test_a_burst_comes_in_batched_frames_and_a_lone_event_alone(stack: Stack, redis_server: RedisServer) -> None:
+    """A busy viewer gets several events per frame (a JSON array, in seq order, nothing lost or doubled); a
+    quiet stream's event still comes at once, as a frame of its own; the channel carries whole commits."""
+    async with (
+        websockets.connect(stack.ws_url, max_queue=None) as ws,
+        websockets.connect(stack.ws_url, max_queue=None) as lone,
+    ):
+        snapshot = json.loads(await asyncio.wait_for(ws.recv(), 10))
+        await asyncio.wait_for(lone.recv(), 10)
+        published = _publishes(redis_server)
+        await asyncio.to_thread(append_lines, stack.events_file, tool_calls(3000))
+        frames: list[Any] = []
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(60):
+            while not events or events[-1]["data"].get("tool_use_id") != "tu-2999":
+                frame = json.loads(await ws.recv())
+                frames.append(frame)
+                events += [m for m in (frame if isinstance(frame, list) else [frame]) if m["type"] == "event"]
+        seqs = [m["seq"] for m in events]
+        assert seqs == list(range(snapshot["seq"] + 1, seqs[-1] + 1)) and len(seqs) >= 3000
+        batches = [f for f in frames if isinstance(f, list)]
+        assert batches and len(frames) < len(seqs) and all(1 < len(b) <= 512 for b in batches)
+        # Channel messages were whole commits, not one per event.
+        assert _publishes(redis_server) - published < len(seqs) // 2
+        while (await next_message(lone, 20)).get("seq") != seqs[-1]:
+            pass  # the second viewer catches up
+        # Quiet now: one more event comes alone, as an object, to both viewers.
+        await asyncio.to_thread(append_lines, stack.events_file, tool_calls(1, start=5000))
+        for viewer in (ws, lone):
+            frame = json.loads(await asyncio.wait_for(viewer.recv(), 10))
+            assert isinstance(frame, dict) and frame["seq"] == seqs[-1] + 1
+    assert _stats(stack)["bad_messages"] == 0
+
+
+def _publishes(server: RedisServer) -> int:
+    stats = server.cli("INFO", "commandstats")
+    return int(stats.split("cmdstat_publish:calls=", 1)[1].split(",", 1)[0]) if "cmdstat_publish:" in stats else 0

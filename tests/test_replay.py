@@ -33,6 +33,7 @@ from tests.stack import (
 )
 from tests.test_real_installs import FILES as REAL_INSTALLS
 from tests.test_real_installs import payloads
+from tests.viewer import next_message
 
 reliability = pytest.mark.reliability
 KEYFRAMES = ("--keyframe-every", "7")  # several keyframes in the fixture's 48 events
@@ -52,12 +53,12 @@ def _view(records: Any) -> dict[str, tuple[dict[str, Any], dict[str, Any]]]:
 async def _live(url: str, until: int, states: dict[int, Any]) -> None:
     """A live viewer from the start: what it held after each seq."""
     async with websockets.connect(url) as ws:
-        snapshot = json.loads(await ws.recv())
+        snapshot = await next_message(ws)
         mirror = Mirror(snapshot["alive"])
         states[snapshot["seq"]] = _mirror_view(mirror)
         seq = snapshot["seq"]
         while seq < until:
-            message = json.loads(await asyncio.wait_for(ws.recv(), 20))
+            message = await next_message(ws, 20)
             if message["type"] != "event":
                 continue
             assert message["seq"] == seq + 1

@@ -20,6 +20,7 @@ from ingest.redact import RedactError, Redactor
 from relay.settings import parse_hosts
 from tests.stack import PYTHON, ROOT, RedisServer, play_fixture, running_stack, start_ingest, start_relay, wait_for
 from tests.test_ingest import seq
+from tests.viewer import next_message
 
 reliability = pytest.mark.reliability
 
@@ -155,9 +156,9 @@ async def test_password_redis_end_to_end_and_never_logged(prefix: str, events_fi
     try:
         with running_stack(url, events_file, prefix) as stack:
             async with websockets.connect(stack.ws_url) as ws:
-                await asyncio.wait_for(ws.recv(), 10)
+                await next_message(ws)
                 await asyncio.to_thread(play_fixture, events_file, 3)
-                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                message = await next_message(ws)
                 assert message["type"] == "event"
             logs = stack.ingest.output + stack.relay.output
         assert "pw-9f3a2b" not in logs and ":***@" in logs
@@ -238,9 +239,9 @@ async def test_tls_redis_end_to_end(tmp_path: Path, prefix: str, events_file: Pa
     try:
         with running_stack(url, events_file, prefix) as stack:
             async with websockets.connect(stack.ws_url) as ws:
-                await asyncio.wait_for(ws.recv(), 10)
+                await next_message(ws)
                 await asyncio.to_thread(play_fixture, events_file, 3)
-                message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                message = await next_message(ws)
                 assert message["type"] == "event" and message["data"]["type"] == "session_start"
     finally:
         server.close()
@@ -329,7 +330,7 @@ async def test_compressed_frames_are_refused(redis_server: RedisServer, events_f
 async def test_huge_channel_message_is_dropped(redis_server: RedisServer, events_file: Path) -> None:
     with running_stack(redis_server.url, events_file) as stack:
         async with websockets.connect(stack.ws_url) as ws:
-            snapshot = json.loads(await ws.recv())
+            snapshot = await next_message(ws)
             big = json.dumps(
                 {"type": "event", "seq": snapshot["seq"] + 1, "epoch": snapshot["epoch"], "data": "x" * 10_000_000}
             )
@@ -345,7 +346,7 @@ async def test_huge_channel_message_is_dropped(redis_server: RedisServer, events
             )
             await proc.communicate(big.encode())
             await asyncio.to_thread(play_fixture, events_file, 1)
-            message = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            message = await next_message(ws)
             assert message["type"] == "event" and message["seq"] == snapshot["seq"] + 1
             assert message["data"]["type"] == "session_start"
 

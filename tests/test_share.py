@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import time
@@ -16,6 +15,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from relay.share import ShareRefused, sign, verify
 from tests.stack import PYTHON, ROOT, RedisServer, Stack, running_stack, wait_for
+from tests.viewer import next_message
 
 SECRET = "relay-secret-4f9a"
 A, B = "sess-a", "sess-b"
@@ -75,8 +75,7 @@ def share_link(session: str, ttl: str = "1h", secret: str = SECRET) -> str:
 
 
 async def recv(ws: Any, within: float = 10.0) -> dict[str, Any]:
-    message: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), within))
-    return message
+    return await next_message(ws, within)
 
 
 class SeqCheck:

@@ -5,11 +5,30 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
+from weakref import WeakKeyDictionary
 
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus, InvalidURI
+
+
+def messages_of(frame: str | bytes) -> list[dict[str, Any]]:
+    """The messages of one frame: a JSON object, or a JSON array of them (a busy relay batches events)."""
+    parsed = json.loads(frame)
+    return parsed if isinstance(parsed, list) else [parsed]
+
+
+_pending: WeakKeyDictionary[Any, deque[dict[str, Any]]] = WeakKeyDictionary()
+
+
+async def next_message(ws: Any, within: float = 10.0) -> dict[str, Any]:
+    """The next message on a socket, whether the relay sent it alone or in a batch (within: per frame)."""
+    queue = _pending.setdefault(ws, deque())
+    while not queue:
+        queue.extend(messages_of(await asyncio.wait_for(ws.recv(), within)))
+    return queue.popleft()
 
 
 @dataclass
@@ -82,7 +101,8 @@ async def follow(url: str, model: ViewerModel, stop: asyncio.Event, max_queue: i
                         raw = await asyncio.wait_for(ws.recv(), 0.2)
                     except TimeoutError:
                         continue
-                    model.apply(json.loads(raw))
+                    for message in messages_of(raw):
+                        model.apply(message)
         except ConnectionClosed as closed:
             if closed.rcvd is not None:
                 model.close_codes.append(closed.rcvd.code)

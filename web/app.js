@@ -70,7 +70,7 @@ function start(d3) {
   const share = { shown: new URLSearchParams(location.search).has("share"), project: null, expired: false };
   const connection = createConnection({
     resume: () => replay.resume(model.resumeParams()),
-    onText: receive,
+    onMessage: (msg) => apply(replay.fromLive(msg)),
     onStatus: setStatus,
     onEnd: () => {
       // Only a share link ends: the relay closed it (4401) and would refuse it again.
@@ -79,16 +79,6 @@ function start(d3) {
       shareBanner();
     },
   });
-
-  function receive(text) {
-    let msg;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      return;
-    }
-    apply(replay.fromLive(msg));
-  }
 
   // One frame, live or replayed. A silent one changes the model without effects (a replay landing on its seq).
   function apply(msg, silent = false) {

@@ -1,5 +1,5 @@
 // The WebSocket to /stream: reconnects with backoff, resumes where the model left off.
-// What a frame means is the model's business; this only moves text and reports the status.
+// What a message means is the model's business; this only splits frames into messages and reports the status.
 export const BACKOFF_MIN_MS = 1000;
 export const BACKOFF_MAX_MS = 30000;
 const DISCONNECTED_AFTER = 4; // failed attempts (8 to 15 s of backoff) before the badge says disconnected
@@ -8,11 +8,25 @@ export const CLOSE_SHARE_EXPIRED = 4401;
 const FINAL_CODES = new Set([CLOSE_SHARE_EXPIRED]);
 
 /**
- * `resume()` gives the model's resume point, `onText(text)` gets every frame of the current socket,
+ * The messages of one frame: a busy relay sends several events as one JSON array, applied in order; a lone
+ * message comes as itself. A frame that is not JSON carries nothing.
+ */
+export function messagesOf(text) {
+  let parsed;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return [];
+  }
+  return Array.isArray(parsed) ? parsed : [parsed];
+}
+
+/**
+ * `resume()` gives the model's resume point, `onMessage(msg)` gets every message of the current socket,
  * `onStatus(status)` hears connecting / connected / reconnecting / disconnected, and `onEnd(code, reason)`
  * hears a final close (a share link expired), after which the connection stays closed.
  */
-export function createConnection({ resume, onText, onStatus, onEnd = () => {} }) {
+export function createConnection({ resume, onMessage, onStatus, onEnd = () => {} }) {
   let socket = null;
   let attempt = 0;
   let timer = null;
@@ -32,7 +46,10 @@ export function createConnection({ resume, onText, onStatus, onEnd = () => {} })
       onStatus("connected");
     };
     ws.onmessage = (e) => {
-      if (ws === socket) onText(e.data);
+      for (const msg of messagesOf(e.data)) {
+        if (ws !== socket) return; // a message asked for a resync: the rest of the frame belongs to the old socket
+        onMessage(msg);
+      }
     };
     // Covers network loss, a relay restart and the relay dropping a slow viewer (4008) alike.
     ws.onclose = (e) => {

@@ -2,7 +2,7 @@
 // at SEQ, then the events after it at that pace; seeking opens a new one. While it runs, the live connection
 // is stopped; "live" closes it and starts the live stream again from a fresh snapshot. What to apply, hold or
 // send for each frame is Player's (timelinemodel.js); this moves frames and keeps the socket.
-import { backoffDelay, streamUrl } from "./connection.js";
+import { backoffDelay, messagesOf, streamUrl } from "./connection.js";
 import { CLOSE_REPLAY_REFUSED, Player, parseSpeed } from "./timelinemodel.js";
 
 const DISCONNECTED_AFTER = 4; // failed attempts before the badge says disconnected, as live does
@@ -58,18 +58,14 @@ export function createReplay({ model, apply, setStatus, connection }) {
   }
 
   function receive(text) {
-    let msg;
-    try {
-      msg = JSON.parse(text);
-    } catch {
-      return;
+    for (const msg of messagesOf(text)) {
+      if (!opened.framed) {
+        opened.framed = true;
+        attempt = 0;
+      }
+      run(player.frame(msg, { seq: model.seq, epoch: model.epoch }));
+      if (player.mode === "refused") setStatus("refused");
     }
-    if (!opened.framed) {
-      opened.framed = true;
-      attempt = 0;
-    }
-    run(player.frame(msg, { seq: model.seq, epoch: model.epoch }));
-    if (player.mode === "refused") setStatus("refused");
   }
 
   function run({ apply: frames, send }) {

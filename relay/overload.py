@@ -1,0 +1,59 @@
+"""Past its capacity a relay sheds its slowest viewers instead of going dark.
+
+Writers batch (relay/writer.py), so a busy relay sends fewer, larger frames; but enough viewers on a fast
+enough stream still take more CPU than there is, and then every callback waits longer, /health and /ready
+included. A monitor measures how late the event loop runs a timer; while it is later than `max_lag_s`, it
+closes the viewers furthest behind (a tenth at a time, at least one) with 4008, the code of a slow viewer:
+they reconnect with a resume point, and a load balancer can send them to another relay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+
+from .fanout import Viewer
+
+log = logging.getLogger("relay")
+
+CHECK_EVERY_S = 0.1
+SHED_SHARE = 10  # shed 1/SHED_SHARE of the viewers per late check
+
+
+def to_shed(behind: Iterable[tuple[Viewer, int]], total: int) -> list[Viewer]:
+    """The viewers to close on one late check: the tenth (at least one) with the most items not yet sent."""
+    count = max(1, total // SHED_SHARE)
+    ranked = sorted(behind, key=lambda pair: pair[1], reverse=True)
+    return [viewer for viewer, _ in ranked[:count]]
+
+
+async def monitor(
+    viewers: Callable[[], set[Viewer]], behind: Callable[[Viewer], int], stats: dict[str, int], max_lag_s: float
+) -> None:
+    """Every CHECK_EVERY_S: how late did this timer fire? Past max_lag_s, shed the slowest viewers."""
+    loop = asyncio.get_running_loop()
+    while True:
+        due = loop.time() + CHECK_EVERY_S
+        await asyncio.sleep(CHECK_EVERY_S)
+        lag = loop.time() - due
+        stats["loop_lag_ms"] = round(lag * 1000)
+        if lag <= max_lag_s:
+            continue
+        current = [v for v in viewers() if not v.fell_behind.is_set()]
+        if not current:
+            continue
+        shed = to_shed(((v, behind(v)) for v in current), len(current))
+        stats["shed"] += len(shed)
+        log.warning(
+            "event loop %.0f ms late: over capacity, closing the %d slowest of %d viewers (4008)",
+            lag * 1000,
+            len(shed),
+            len(current),
+        )
+        for viewer in shed:
+            viewer.shed = True
+            viewer.overflow()
+
+
+__all__ = ("monitor", "to_shed")

@@ -1,0 +1,41 @@
+"""Which viewers a relay over capacity sheds (relay/overload.py), and that its batches are built once."""
+
+from __future__ import annotations
+
+from relay.fanout import Fanout, Viewer
+from relay.overload import to_shed
+
+
+def test_the_slowest_tenth_is_shed_and_always_at_least_one() -> None:
+    viewers = [Viewer() for _ in range(25)]
+    behind = [(v, i * 7 % 25) for i, v in enumerate(viewers)]
+    shed = to_shed(behind, len(viewers))
+    assert len(shed) == 2
+    assert sorted(dict(behind)[v] for v in shed) == [23, 24]
+    assert len(to_shed(behind[:3], 3)) == 1
+
+
+def test_a_viewer_too_far_behind_is_closed_even_while_its_writer_is_busy() -> None:
+    fanout = Fanout(backlog=4)
+    calm, stuck = Viewer(), Viewer()
+    interrupted: list[Viewer] = []
+    stuck.on_overflow = lambda: interrupted.append(stuck)
+    fanout.add(calm)
+    fanout.add(stuck)
+    for seq in range(1, 5):
+        fanout.push((seq, f'{{"seq":{seq}}}'))
+    fanout.flush()
+    assert not stuck.fell_behind.is_set()  # exactly the backlog: still in
+    calm.pos = fanout.head  # the calm one sent everything
+    fanout.push((5, '{"seq":5}'))
+    fanout.flush()
+    assert stuck.fell_behind.is_set() and interrupted == [stuck] and not calm.fell_behind.is_set()
+
+
+def test_viewers_in_step_share_one_batch_text() -> None:
+    fanout = Fanout(backlog=100)
+    texts = [f'{{"type":"event","seq":{s}}}' for s in range(1, 4)]
+    first = fanout.frame(10, texts)
+    assert first == "[" + ",".join(texts) + "]"
+    assert fanout.frame(10, list(texts)) is first  # built once for every viewer of the same slice
+    assert fanout.frame(10, texts[:1]) == texts[0]  # a lone message goes alone
