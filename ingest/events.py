@@ -176,15 +176,33 @@ def _context(payload: Any, now_ms: int) -> Ctx:
     if hook not in KNOWN_HOOKS:
         raise Rejected("unknown_hook_event", f"unknown hook_event_name {hook[:60]!r}")
     session = payload.get("session_id")
-    if not isinstance(session, str) or not session or "/" in session or len(session) > ID_CAP or not _storable(session):
-        raise Rejected("bad_session_id", f"expected a string session_id without '/', got {session!r:.60}")
+    if not isinstance(session, str) or session not in _VALID_IDS:  # (a list or dict is not hashable)
+        if not isinstance(session, str) or not session or not _valid_id(session):
+            raise Rejected("bad_session_id", f"expected a string session_id without '/', got {session!r:.60}")
+        _remember(session)
     raw_agent = payload.get("agent_id")
-    if raw_agent is not None and (
-        not isinstance(raw_agent, str) or "/" in raw_agent or len(raw_agent) > ID_CAP or not _storable(raw_agent)
-    ):
-        raise Rejected("bad_agent_id", f"expected agent_id to be a string without '/', got {raw_agent!r:.60}")
+    if raw_agent is not None and (not isinstance(raw_agent, str) or raw_agent not in _VALID_IDS):
+        if not isinstance(raw_agent, str) or not _valid_id(raw_agent):
+            raise Rejected("bad_agent_id", f"expected agent_id to be a string without '/', got {raw_agent!r:.60}")
+        _remember(raw_agent)
     # Older Claude Code puts an agent_type on the main thread under --agent: detect main by a missing agent_id.
     return Ctx(payload, hook, session, raw_agent or MAIN_AGENT, timestamp(payload.get("_received_at"), now_ms))
+
+
+# Ids already checked: a session's every line names the same few, and checking one costs an encode.
+_VALID_IDS: set[str] = set()
+VALID_IDS_KEPT = 4096
+
+
+def _remember(value: str) -> None:
+    if len(_VALID_IDS) >= VALID_IDS_KEPT:
+        _VALID_IDS.clear()
+    _VALID_IDS.add(value)
+
+
+def _valid_id(value: str) -> bool:
+    """Usable as part of a Redis hash field name: no '/', capped, encodable as UTF-8 (not JSON-escaped there)."""
+    return "/" not in value and len(value) <= ID_CAP and _storable(value)
 
 
 def _tool(ctx: Ctx) -> str:

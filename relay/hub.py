@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import random
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from redis.asyncio.cluster import ClusterPubSub
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisClusterException, RedisError
 
-from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys
+from contract import LOG_FIELD, META_EPOCH, META_SEQ, Keys, compact_json, parse_json
 from contract.hygiene import eviction_warning
 
 from .fanout import RESET, Fanout, Viewer
@@ -64,7 +63,7 @@ class Snapshot:
         if share is not None:
             body["filtered"] = True
             body["share"] = {"session": share.session, "expires": share.expires}
-        return json.dumps(body, separators=(",", ":"))
+        return compact_json(body)
 
 
 class Hub:
@@ -111,8 +110,8 @@ class Hub:
         alive = []
         for raw in values:
             try:
-                record = json.loads(raw)
-            except ValueError:
+                record = parse_json(raw)
+            except (ValueError, RecursionError):
                 record = None
             if isinstance(record, dict):
                 alive.append(record)
@@ -286,11 +285,22 @@ def parse_envelopes(data: bytes | str) -> list[tuple[int, str, str]] | None:
     return out or None
 
 
+class _Of(msgspec.Struct):
+    session_id: Any = None
+
+
+class _Data(msgspec.Struct):
+    data: _Of
+
+
+_session = msgspec.json.Decoder(_Data).decode
+
+
 def session_of(envelope: str) -> object:
     """The session an envelope's event is about (None for a malformed one)."""
     try:
-        return json.loads(envelope)["data"]["session_id"]
-    except (ValueError, KeyError, TypeError):
+        return _session(envelope).data.session_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
         return None
 
 
