@@ -39,3 +39,31 @@ def test_viewers_in_step_share_one_batch_text() -> None:
     assert first == "[" + ",".join(texts) + "]"
     assert fanout.frame(10, list(texts)) is first  # built once for every viewer of the same slice
     assert fanout.frame(10, texts[:1]) == texts[0]  # a lone message goes alone
+
+
+async def test_viewer_connections_send_without_nagle() -> None:
+    """A frame must leave at once: asyncio turns Nagle off only on sockets made as IPPROTO_TCP (with proto 0,
+    frames of several events waited for the viewer's delayed ACK, up to 40 ms)."""
+    import asyncio
+    import socket
+
+    from relay.__main__ import bind_socket
+    from relay.settings import Settings
+    from tests.stack import free_port
+
+    sock = bind_socket(Settings(port=free_port()))
+    seen: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+
+    def accepted(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        server_side = writer.get_extra_info("socket")
+        seen.set_result(server_side.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY))
+        writer.close()
+
+    server = await asyncio.start_server(accepted, sock=sock)
+    try:
+        _, writer = await asyncio.open_connection(*sock.getsockname()[:2])
+        assert await asyncio.wait_for(seen, 5) == 1
+        writer.close()
+    finally:
+        server.close()
+        await server.wait_closed()
