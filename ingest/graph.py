@@ -279,7 +279,7 @@ class Graph:
     def state(self) -> tuple[dict[str, str], list[str]]:
         """Checkpoint fields to write and to delete since the last call: only what changed, so a commit's cost
         does not grow with the number of open calls. Each open call is a field `call:<tool_use_id>`."""
-        sets = {_call_field(k): compact_json(list(v)) for k, v in self.open_calls.items() if k not in self._saved}
+        sets = {_call_field(k): compact_json(v) for k, v in self.open_calls.items() if k not in self._saved}
         dels = [_call_field(k) for k in self._saved if k not in self.open_calls] + self._stale_fields
         self._saved, self._stale_fields = set(self.open_calls), []
         if self.ended_dirty:
@@ -290,7 +290,7 @@ class Graph:
     def full_state(self) -> dict[str, str]:
         """Every checkpoint field of the join state, for a Redis that lost the checkpoint."""
         self._saved = set(self.open_calls)
-        out = {_call_field(k): compact_json(list(v)) for k, v in self.open_calls.items()}
+        out = {_call_field(k): compact_json(v) for k, v in self.open_calls.items()}
         out["ended"] = compact_json(list(self.ended))
         return out
 
@@ -330,4 +330,6 @@ class Graph:
 def _call_field(call_id: str) -> str:
     """The checkpoint field of an open call: its id as JSON escapes it, so any id (a lone surrogate too) is text
     Redis can store, and the same id always has the same field."""
+    if call_id.isascii() and call_id.isprintable() and '"' not in call_id and "\\" not in call_id:
+        return CALL_FIELD + call_id  # what JSON escaping leaves as it is (every id Claude Code makes)
     return CALL_FIELD + compact_json(call_id)[1:-1]

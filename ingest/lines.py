@@ -37,13 +37,13 @@ def normalize_batch(
         if line.endswith(b"\r"):
             line = line[:-1]
         try:
-            if not line.strip():
-                raise Rejected("empty", "expected a JSON object, got an empty line")
             try:
                 payload = decode(line)
             except UnicodeDecodeError:
                 raise Rejected("invalid_utf8", "expected UTF-8 text") from None
             except (ValueError, RecursionError) as exc:
+                if not line.strip():  # checked only here: a copy of every good line cost more than its decode
+                    raise Rejected("empty", "expected a JSON object, got an empty line") from None
                 raise Rejected("not_json", f"expected one JSON object ({str(exc)[:80]})") from None
             for event in normalizer.feed(payload, now):
                 timeline.add(len(events), event)
