@@ -67,3 +67,29 @@ async def test_viewer_connections_send_without_nagle() -> None:
     finally:
         server.close()
         await server.wait_closed()
+
+
+async def test_a_loop_late_twice_in_a_row_sheds_the_slowest_viewer_and_once_sheds_nobody() -> None:
+    import asyncio
+    import time
+
+    from relay.overload import CHECK_EVERY_S, monitor
+
+    viewers = [Viewer() for _ in range(5)]
+    behind = {v: i * 10 for i, v in enumerate(viewers)}
+    stats = {"shed": 0, "loop_lag_ms": 0}
+    task = asyncio.create_task(monitor(lambda: set(viewers), behind.__getitem__, stats, max_lag_s=0.1))
+    try:
+        await asyncio.sleep(CHECK_EVERY_S * 1.5)
+        time.sleep(0.25)  # noqa: ASYNC251 - the point: the whole loop stalls once, a late check, nobody shed
+        await asyncio.sleep(CHECK_EVERY_S * 3)
+        assert stats["shed"] == 0
+        for _ in range(2):  # late on two checks in a row: over capacity
+            time.sleep(0.25)  # noqa: ASYNC251 - stalled again, right after the monitor's check
+            await asyncio.sleep(0.01)  # the monitor checks (late) and sets its next timer
+        await asyncio.sleep(0.01)
+        assert stats["shed"] >= 1
+        assert viewers[-1].shed and viewers[-1].fell_behind.is_set()
+        assert not any(v.shed for v in viewers[:3])
+    finally:
+        task.cancel()
