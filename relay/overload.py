@@ -20,12 +20,16 @@ log = logging.getLogger("relay")
 
 CHECK_EVERY_S = 0.1
 SHED_SHARE = 10  # shed 1/SHED_SHARE of the viewers per late check
+# Only a viewer this many items behind is shed: a loop late while every viewer is nearly caught up is the machine
+# pausing the relay (a busy neighbour), not viewers costing more than the relay has; closing them would not help.
+MIN_BEHIND = 128
 
 
 def to_shed(behind: Iterable[tuple[Viewer, int]], total: int) -> list[Viewer]:
-    """The viewers to close on one late check: the tenth (at least one) with the most items not yet sent."""
+    """The viewers to close on one late check: the tenth (at least one) with the most items not yet sent, of
+    those at least MIN_BEHIND behind."""
     count = max(1, total // SHED_SHARE)
-    ranked = sorted(behind, key=lambda pair: pair[1], reverse=True)
+    ranked = sorted((pair for pair in behind if pair[1] >= MIN_BEHIND), key=lambda pair: pair[1], reverse=True)
     return [viewer for viewer, _ in ranked[:count]]
 
 
@@ -47,6 +51,8 @@ async def monitor(
         if not current:
             continue
         shed = to_shed(((v, behind(v)) for v in current), len(current))
+        if not shed:
+            continue
         stats["shed"] += len(shed)
         log.warning(
             "event loop %.0f ms late: over capacity, closing the %d slowest of %d viewers (4008)",
