@@ -54,7 +54,7 @@ def payloads() -> dict[str, bytes]:
         "agent_id": "a3f9c1d27b84e065",
         "agent_type": "Explore",
     }
-    small = {
+    small: dict[str, Any] = {
         **common,
         "hook_event_name": "PreToolUse",
         "tool_name": "Bash",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import json
+import math
 import os
 import socket
 import subprocess
@@ -18,8 +19,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from bench.baseline import Baseline
 from bench.common import PYTHON, ROOT, Workload, log, rss_kib
-from bench.harness import ViewerProcess, measured_run, system
+from bench.harness import Saturated, ViewerProcess, measured_run, system
 from tests.stack import RedisServer
 
 FULL: dict[str, Any] = {
@@ -47,12 +49,13 @@ def _settle() -> None:
     time.sleep(SETTLE_S[0])
 
 
-def idle_viewers(server: RedisServer, work: Path, n: int) -> dict[str, Any]:
-    """Relay RSS with 0 and with n connected idle viewers (no traffic), agentwatch and naive."""
+def idle_viewers(server: RedisServer, work: Path, n: int, base: Baseline) -> dict[str, Any]:
+    """Relay RSS with 0 and with n connected idle viewers (no traffic): agentwatch, the baseline and naive."""
     out: dict[str, Any] = {"viewers": n}
     setup = Workload().setup(int(time.time() * 1000))
-    for kind in ("agentwatch", "naive"):
-        with system(kind, server, work, setup=setup) as sysm:
+    kinds = ["agentwatch", "baseline", "naive"] if base.tree is not None else ["agentwatch", "naive"]
+    for kind in kinds:
+        with system(kind, server, work, setup=setup, tree=base.tree) as sysm:
             warm = ViewerProcess(sysm.ws_urls, 1)  # the first viewer imports and allocates once per process
             warm.finish(0, 1)
             _settle()
@@ -80,7 +83,12 @@ def at_rest_and_under_load(server: RedisServer, work: Path, rate: int, viewers: 
         with system(kind, server, work, setup=setup) as sysm:
             _settle()
             rest = {"ingest": rss_kib(sysm.ingest.proc.pid), "relay": sysm.relay_rss_kib()}
-            cell = measured_run(sysm, rate, viewers, 5.0 if rate >= 1000 else 2.0, sample_rss=True)
+            try:
+                cell = measured_run(sysm, rate, viewers, 5.0 if rate >= 1000 else 2.0, sample_rss=True)
+            except Saturated as seen:  # a figure too: the RSS under load is then unknown
+                out[kind] = {"rest_kib": rest, "load_kib": {"ingest": None, "relay": None}, "saturated": str(seen)}
+                out[kind] |= {"p50_ms": math.nan, "p99_ms": math.nan}
+                continue
             during = cell["rss_kib_during"]
             out[kind] = {
                 "rest_kib": rest,
@@ -200,11 +208,12 @@ def _stalled_fate(sock: socket.socket) -> str:
         return f"reset by the relay ({exc.__class__.__name__}) after {received // 1024} KiB"
 
 
-def run(server: RedisServer, work: Path, smoke: bool) -> dict[str, Any]:
+def run(server: RedisServer, work: Path, smoke: bool, base: Baseline) -> dict[str, Any]:
     plan = SMOKE if smoke else FULL
     SETTLE_S[0] = plan["settle"]
     log("memory: idle viewers")
-    idle = idle_viewers(server, work, plan["idle_viewers"])
+    idle = idle_viewers(server, work, plan["idle_viewers"], base)
+    idle["baseline_rev"] = base.rev if base.tree is not None else None
     log("memory: at rest and under load")
     load = at_rest_and_under_load(server, work, plan["load_rate"], plan["load_viewers"])
     log("memory: a stalled viewer, agentwatch and naive side by side")

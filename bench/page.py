@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.baseline import Baseline
 from bench.common import log, median, percentile
 from bench.harness import system
 from tests.stack import CHROMIUM, CHROMIUM_ARGS, RedisServer
@@ -70,7 +71,7 @@ def setup_lines(agents: int) -> tuple[list[str], dict[str, str]]:
     return lines, types
 
 
-def run(server: RedisServer, work: Path, smoke: bool) -> dict[str, Any]:
+def run(server: RedisServer, work: Path, smoke: bool, base: Baseline) -> dict[str, Any]:
     plan = SMOKE if smoke else FULL
     if not Path(CHROMIUM).exists() or shutil.which("chromium") is None:
         return {"plan": plan, "skipped": f"{CHROMIUM} is not installed"}
@@ -84,11 +85,7 @@ def run(server: RedisServer, work: Path, smoke: bool) -> dict[str, Any]:
             page = browser.new_context(viewport={"width": 1280, "height": 720}).new_page()
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(sysm.bases[0] + "/")
-            page.wait_for_function("() => window.agentwatch && window.agentwatch.stats.status === 'connected'")
-            _append(sysm.events_file, lines)
-            page.wait_for_function(f"() => window.agentwatch.stats.alive === {plan['agents'] + 1}", timeout=30_000)
-            page.wait_for_timeout(1000)
+            _fill(page, sysm.bases[0], sysm.events_file, lines, plan)
             log(f"page: {plan['agents'] + 1} agents alive, {plan['rate']} events/s for {plan['seconds']} s")
             load = _load(page, sysm.events_file, agents, types, plan)
             log(f"page: {plan['probes']} event-to-pulse probes")
@@ -96,9 +93,46 @@ def run(server: RedisServer, work: Path, smoke: bool) -> dict[str, Any]:
             page.context.close()  # one page at a time: the next cell has the renderer to itself
             log(f"page: panels open, {plan['agents']} agents x {len(PANEL_TOOLS)} tools, {plan['rate']} events/s")
             panels = _panels(browser, sysm.bases[0], sysm.events_file, agents, types, plan)
+            beside = _baseline(browser, server, work, base, lines, agents, types, plan)
         finally:
             browser.close()
-    return {"plan": plan, **load, **probes, "page_errors": errors, "panels": panels}
+    return {"plan": plan, **load, **probes, "page_errors": errors, "panels": panels, "baseline": beside}
+
+
+def _fill(page: Any, base: str, path: Path, lines: list[str], plan: dict[str, Any]) -> None:
+    """Open the page, then start the set-up's agents and wait until the page shows them all."""
+    page.goto(base + "/")
+    page.wait_for_function("() => window.agentwatch && window.agentwatch.stats.status === 'connected'")
+    _append(path, lines)
+    page.wait_for_function(f"() => window.agentwatch.stats.alive === {plan['agents'] + 1}", timeout=30_000)
+    page.wait_for_timeout(1000)
+
+
+def _baseline(
+    browser: Any,
+    server: RedisServer,
+    work: Path,
+    base: Baseline,
+    lines: list[str],
+    agents: list[str],
+    types: dict[str, str],
+    plan: dict[str, Any],
+) -> dict[str, Any]:
+    """The graph-only load cell on the baseline's relay and page, for the fps beside; never fails the section."""
+    if base.tree is None:
+        return {"skipped": base.note}
+    log(f"page at {base.label}: {plan['agents'] + 1} agents alive, {plan['rate']} events/s")
+    try:
+        with system("baseline", server, work, tree=base.tree) as old:
+            context = browser.new_context(viewport={"width": 1280, "height": 720})
+            try:
+                page = context.new_page()
+                _fill(page, old.bases[0], old.events_file, lines, plan)
+                return {"rev": base.rev, **_load(page, old.events_file, agents, types, plan)}
+            finally:
+                context.close()
+    except Exception as exc:  # the baseline's page is a comparison, not the figure under test
+        return {"failed": f"{type(exc).__name__}: {' '.join(str(exc).split())[:200]}"}
 
 
 def _panels(

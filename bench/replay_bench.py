@@ -61,9 +61,11 @@ def _measure_ingested(server: RedisServer, work: Path, lines: int) -> dict[str, 
         log_len, kf_len = int(client.xlen(keys.log)), int(client.xlen(keys.keyframes))
         log_bytes = int(client.memory_usage(keys.log, samples=0) or 0)
         kf_bytes = int(client.memory_usage(keys.keyframes, samples=0) or 0)
-        newest = client.xrevrange(keys.keyframes, "+", "-", count=1)[0][1]
-        alive = json.loads(newest[b"alive"])
-        envelopes = [fields[LOG_FIELD.encode()] for _, fields in client.xrange(keys.log, count=4000)]
+        # redis-py types stream replies loosely (None for a missing stream): they are lists of (id, fields) here.
+        newest: Any = client.xrevrange(keys.keyframes, "+", "-", count=1)
+        alive = json.loads(newest[0][1][b"alive"])
+        entries: Any = client.xrange(keys.log, count=4000)
+        envelopes = [fields[LOG_FIELD.encode()] for _, fields in entries]
     finally:
         client.close()
     per_record = len(compact_json(alive)) / max(1, len(alive))

@@ -6,7 +6,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from bench import hook_bench, replay_report
+from bench import capacity_report, goals, hook_bench, replay_report
+from bench.markdown import closed as _closed
+from bench.markdown import kib as _kib
+from bench.markdown import ms as _ms
+from bench.markdown import ratio, table
 
 HISTORY = Path(__file__).resolve().parent / "history.md"
 
@@ -21,111 +25,17 @@ SECTIONS = {
     "naive": "6. The naive design, side by side",
     "page": "7. The page",
     "replay": "8. Replay",
+    "capacity": "9. Capacity: a team of 10, 100 and 1 000 developers",
+    "profile": "10. Where the time goes",
 }
-
-
-def table(headers: list[str], rows: list[list[Any]]) -> str:
-    align = ["---" if i == 0 else "---:" for i in range(len(headers))]
-    lines = ["| " + " | ".join(headers) + " |", "| " + " | ".join(align) + " |"]
-    lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return "–"
-    if isinstance(value, float):
-        if math.isnan(value):
-            return "–"
-        return f"{value:,.2f}" if abs(value) < 100 else f"{value:,.0f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value).replace("|", "\\|")
-
-
-def _ms(value: float) -> str:
-    """A latency; nan means no event of the window arrived before the cell ended (a backlog of seconds)."""
-    return "saturated" if isinstance(value, float) and math.isnan(value) else _cell(value)
-
-
-def _yes(ok: bool | None) -> str:
-    return "–" if ok is None else ("met" if ok else "**missed**")
-
-
-def _kib(value: float | None) -> str:
-    return "–" if value is None else f"{value / 1024:,.1f} MiB"
+__all__ = ("SECTIONS", "render", "table")
 
 
 # ---- sections
 
 
-def goals(r: dict[str, Any]) -> str:
-    rows: list[list[Any]] = []
-    hook = r.get("hook")
-    if hook:
-        small = hook["results"]["1 KiB"]
-        aw, bare = small["agentwatch hook (sh)"], small["bare `sh -c :`"]
-        ratio = aw["median_ms"] / bare["median_ms"]
-        rows.append(["hook median <= 5 ms", f"{aw['median_ms']:.2f} ms (1 KiB)", _yes(aw["median_ms"] <= 5)])
-        rows.append(["hook within 3x of a bare `sh -c :`", f"{ratio:.2f}x", _yes(ratio <= 3)])
-    ingest = r.get("ingest")
-    if ingest:
-        aw = ingest["results"]["agentwatch ingest"]
-        rows.append(["ingest >= 50 000 lines/s", f"{aw['lines_per_s']:,} lines/s", _yes(aw["lines_per_s"] >= 50_000)])
-        rows.append(
-            [
-                "ingest >= half of raw pipelined XADD",
-                f"{aw['vs_raw_pipelined']:.0%}",
-                _yes(aw["vs_raw_pipelined"] >= 0.5),
-            ]
-        )
-        idle = ingest["idle"]["cpu_pct"]["agentwatch ingest"]
-        rows.append(["ingest idle CPU about zero", f"{idle:.2f}% of a core", _yes(idle < 1.0)])
-        tx = ingest.get("transcripts")
-        if tx:
-            rows.append(
-                [
-                    f"transcript following adds <= 10% ingest CPU at {tx['rate']:,} events/s",
-                    f"{tx['overhead']:+.0%} ({tx['cpu_pct_without']}% -> {tx['cpu_pct_with']}% of a core)",
-                    _yes(tx["overhead"] <= 0.10),
-                ]
-            )
-    latency = r.get("latency")
-    if latency:
-        cell = _cell_at(latency, "agentwatch", 1000, 100)
-        if cell:
-            rows.append(
-                ["p50 < 5 ms at 1 000 events/s, 100 viewers", f"{cell['p50_ms']:.1f} ms", _yes(cell["p50_ms"] < 5)]
-            )
-            rows.append(
-                ["p99 < 25 ms at 1 000 events/s, 100 viewers", f"{cell['p99_ms']:.1f} ms", _yes(cell["p99_ms"] < 25)]
-            )
-    fanout = r.get("fanout")
-    if fanout:
-        one = fanout["relays"]["1"]
-        note = " (every step passed: the ceiling is higher)" if one["all_passed"] else ""
-        cost = _relay_cost(fanout)
-        if cost:
-            note += f"; {cost:.1f} µs of relay CPU per message = {1e6 / cost:,.0f}/s on a core of its own"
-        rows.append(
-            [
-                ">= 50 000 messages/s per relay process",
-                f"{one['max_messages_per_s']:,} messages/s{note}",
-                _yes(one["max_messages_per_s"] >= 50_000),
-            ]
-        )
-    memory = r.get("memory")
-    if memory:
-        per = memory["idle"]["agentwatch"]["kib_per_viewer"]
-        rows.append(["<= 40 KiB per idle viewer", f"{per} KiB", _yes(per is not None and per <= 40)])
-    return table(["goal", "measured in this run", ""], rows)
-
-
 def _cell_at(latency: dict[str, Any], system: str, rate: int, viewers: int) -> dict[str, Any] | None:
-    for cell in latency["cells"]:
-        if cell["system"] == system and cell["rate"] == rate and cell["viewers"] == viewers:
-            return cell  # type: ignore[no-any-return]
-    return None
+    return goals.cell_at(latency, system, rate, viewers)
 
 
 def hook(h: dict[str, Any]) -> str:
@@ -135,23 +45,38 @@ def hook(h: dict[str, Any]) -> str:
 def ingest(i: dict[str, Any]) -> str:
     rows = []
     for name, f in i["results"].items():
+        ops = f.get("redis_ops") or {}
         rows.append(
             [
                 name,
                 f["lines_per_s"],
                 f["seconds"],
                 f["cpu_us_per_line"],
+                f.get("redis_cpu_us_per_line"),
+                ops.get("per_event"),
                 f"{f['vs_raw_pipelined']:.0%}",
                 f"{f['vs_per_line']:.2f}x",
                 f"{f['vs_naive']:.1f}x",
                 ", ".join(f"{x:,}" for x in f["runs"]),
             ]
         )
+    slow = i.get("slow_lines")
+    base = i.get("baseline") or {}
     head = (
         f"{i['measured_lines']:,} PreToolUse lines (median {i['line_bytes_median']} bytes) after "
         f"{i['lines'] - i['measured_lines']} set-up lines, 3 sessions x 4 agents; median of {i['reps']} runs, "
         "variants in rotating order, all into the same redis-server. The Pre/Post row is the same number of "
-        "lines as PreToolUse/PostToolUse pairs (every call closed, as in real sessions).\n\n"
+        "lines as PreToolUse/PostToolUse pairs (every call closed, as in real sessions)."
+        + (f" The per-line and naive rows read the first {slow:,} lines only (they are 20-60x slower)." if slow else "")
+        + (
+            f" `ingest at {base['rev']} (baseline)` is the previous commit's ingest (bench/baseline.py)."
+            if base.get("variant")
+            else f" No baseline: {base['note']}."
+            if base
+            else ""
+        )
+        + " Redis columns: the redis-server's CPU and its commands (INFO commandstats, scripts' commands counted "
+        "one by one, the bench's own polls left out) per line, over the ingest runs.\n\n"
     )
     main = table(
         [
@@ -159,6 +84,8 @@ def ingest(i: dict[str, Any]) -> str:
             "lines/s",
             "seconds",
             "CPU µs/line (the variant's own process)",
+            "Redis CPU µs/line",
+            "Redis commands/line",
             "vs raw pipelined",
             "vs per-line",
             "vs naive",
@@ -166,11 +93,18 @@ def ingest(i: dict[str, Any]) -> str:
         ],
         rows,
     )
+    variant = base.get("variant")
+    if variant and variant in i["results"]:
+        new, old = i["results"]["agentwatch ingest"], i["results"][variant]
+        main += (
+            f"\n\nNew / baseline, same run: **{ratio(new['lines_per_s'], old['lines_per_s'])}** the lines/s, "
+            f"{ratio(new['cpu_us_per_line'], old['cpu_us_per_line'])} the CPU per line."
+        )
     idle = i["idle"]
     idle_rows = [[name, f"{pct:.2f}%"] for name, pct in idle["cpu_pct"].items()]
     idle_text = (
-        f"\n\nIdle CPU: no new lines for {idle['seconds']:.0f} s, utime+stime from /proc/<pid>/stat, all four "
-        f"processes in the same window (ingest's watch_step_ms = {idle['watch_step_ms']}).\n\n"
+        f"\n\nIdle CPU: no new lines for {idle['seconds']:.0f} s, utime+stime from /proc/<pid>/stat, all "
+        f"{len(idle['cpu_pct'])} processes in the same window (ingest's watch_step_ms = {idle['watch_step_ms']}).\n\n"
     )
     out = head + main + idle_text + table(["process", "CPU (% of one core)"], idle_rows)
     tx = i.get("transcripts")
@@ -192,64 +126,137 @@ def ingest(i: dict[str, Any]) -> str:
     return out
 
 
+LATENCY_LABELS = {"agentwatch": "agentwatch", "baseline": "baseline", "naive": "naive design (bench/naive.py)"}
+
+
 def latency(lat: dict[str, Any]) -> str:
     plan = lat["plan"]
+    short = ", ".join(f"{r:,} events/s to {v} viewers {t:g} s" for r, v, t in plan.get("short", []))
+    base = lat.get("baseline") or {}
     head = (
         f"Open loop: the appender (own process) writes line j at t0 + j/rate; latency = receipt at the viewer "
         f"(time.time_ns) minus the time the line was due, for every event in the window after a warm-up, "
-        f"{plan['duration']:.0f} s per cell. Viewers: the websockets client in one process. CPU: % of one core over "
-        "the cell (2 cores in all, shared with the load generator and the viewers). `delivered` = measured events "
-        "received by the end of the cell / (lines in the window x viewers); `closed` = viewers the relay closed "
-        "(code: count).\n\n"
+        f"{plan['duration']:g} s per cell" + (f" ({short}: past every system's capacity)" if short else "") + ". "
+        "Viewers: the websockets client in one process; an event is timed wherever it is in a frame, and "
+        "`msgs/frame` says how many messages a frame carried on average. CPU: % of one core over the cell (2 cores "
+        "in all, shared with the load generator and the viewers). `delivered` = measured events received by the "
+        "end of the cell / (lines in the window x viewers); `closed` = viewers the relay closed (code: count). "
+        "`/health ms` = the relay's slowest answer to /health (asked every 0.25 s during the cell; /ready and "
+        "/stats each every second, their slowest in the goals). `Redis cmds/event` = INFO commandstats over the "
+        "cell / lines appended. A cell past capacity (viewers could not connect, /stats unanswered, backlog not "
+        "drained) is marked saturated below its table, with what was seen."
+        + (
+            f" The baseline (the previous commit's ingest and relay, {base['rev']}) runs the cells whose ratio the "
+            "goals quote, each right after agentwatch's."
+            if base.get("rev") and base.get("rev") != "none"
+            else ""
+        )
+        + "\n\n"
     )
     out = [head]
-    for system in ("agentwatch", "naive"):
-        rows = []
-        for c in lat["cells"]:
-            if c["system"] != system:
-                continue
-            cpu = c["cpu_pct"]
-            rows.append(
-                [
-                    c["rate"],
-                    c["connected"],
-                    c["messages_per_s"],
-                    _ms(c["p50_ms"]),
-                    _ms(c["p99_ms"]),
-                    _ms(c["p999_ms"]),
-                    _ms(c["max_ms"]),
-                    f"{c['delivered_pct']:.1f}%",
-                    _closed(c["closed"]),
-                    c.get("relay_cpu_us_per_message"),
-                    f"{cpu.get('relay', 0):.0f} / {cpu.get('ingest', 0):.0f} / {cpu.get('redis-server', 0):.0f} / "
-                    f"{cpu.get('viewers', 0):.0f}",
-                    c["appender"]["late_ms_p99"],
-                ]
-            )
-        if rows:
-            label = "agentwatch" if system == "agentwatch" else "naive design (bench/naive.py)"
-            out.append(f"**{label}**\n\n")
-            out.append(
-                table(
-                    [
-                        "events/s",
-                        "viewers",
-                        "messages/s",
-                        "p50 ms",
-                        "p99 ms",
-                        "p99.9 ms",
-                        "max ms",
-                        "delivered",
-                        "closed",
-                        "relay CPU µs/message",
-                        "CPU % relay / ingest / redis / viewers",
-                        "appender late p99 ms",
-                    ],
-                    rows,
-                )
-            )
-            out.append("\n\n")
+    for system, label in LATENCY_LABELS.items():
+        cells = [c for c in lat["cells"] if c["system"] == system]
+        if not cells:
+            continue
+        if system == "baseline":
+            label = f"baseline ({base.get('rev')})"
+        out.append(f"**{label}**\n\n")
+        out.append(_latency_table(cells))
+        out.append("\n\n")
+        out.append(_saturated_notes(cells))
+    out.append(_beside_baseline(lat))
     return "".join(out).rstrip()
+
+
+def _latency_table(cells: list[dict[str, Any]]) -> str:
+    rows = []
+    for c in cells:
+        cpu = c["cpu_pct"]
+        rows.append(
+            [
+                c["rate"],
+                c["connected"],
+                c["messages_per_s"],
+                _ms(c["p50_ms"]),
+                _ms(c["p99_ms"]),
+                _ms(c["p999_ms"]),
+                _ms(c["max_ms"]),
+                f"{c['delivered_pct']:.1f}%",
+                _closed(c["closed"]),
+                round(c["received"] / c["frames"], 1) if c.get("frames") else None,
+                c.get("relay_cpu_us_per_message"),
+                f"{cpu.get('relay', 0):.0f} / {cpu.get('ingest', 0):.0f} / {cpu.get('redis-server', 0):.0f} / "
+                f"{cpu.get('viewers', 0):.0f}",
+                (c.get("redis_ops") or {}).get("per_event"),
+                (c.get("probe") or {}).get("health_ms_max"),
+                c["appender"]["late_ms_p99"],
+            ]
+        )
+    return table(
+        [
+            "events/s",
+            "viewers",
+            "messages/s",
+            "p50 ms",
+            "p99 ms",
+            "p99.9 ms",
+            "max ms",
+            "delivered",
+            "closed",
+            "msgs/frame",
+            "relay CPU µs/message",
+            "CPU % relay / ingest / redis / viewers",
+            "Redis cmds/event",
+            "/health ms",
+            "appender late p99 ms",
+        ],
+        rows,
+    )
+
+
+def _saturated_notes(cells: list[dict[str, Any]]) -> str:
+    notes = [
+        f"- saturated: {c['rate']:,} events/s to {c['viewers']} viewers: {c['saturated']}"
+        for c in cells
+        if c.get("saturated")
+    ]
+    return "\n".join(notes) + "\n\n" if notes else ""
+
+
+def _beside_baseline(lat: dict[str, Any]) -> str:
+    """Each cell the baseline ran, agentwatch's figure beside it and new / baseline."""
+    rows = []
+    for old in (c for c in lat["cells"] if c["system"] == "baseline"):
+        new = _cell_at(lat, "agentwatch", old["rate"], old["viewers"])
+        if new is None:
+            continue
+        rows.append(
+            [
+                f"{old['rate']:,} events/s, {old['viewers']} viewers",
+                f"{_ms(new['p50_ms'])} / {_ms(old['p50_ms'])}",
+                ratio(new["p50_ms"], old["p50_ms"]),
+                f"{_ms(new['p99_ms'])} / {_ms(old['p99_ms'])}",
+                ratio(new["p99_ms"], old["p99_ms"]),
+                f"{new['delivered_pct']:.1f}% / {old['delivered_pct']:.1f}%",
+                f"{_ms(new.get('relay_cpu_us_per_message'))} / {_ms(old.get('relay_cpu_us_per_message'))}",
+                ratio(new.get("relay_cpu_us_per_message"), old.get("relay_cpu_us_per_message")),
+            ]
+        )
+    if not rows:
+        return ""
+    return "**agentwatch beside the baseline, same run** (new / baseline)\n\n" + table(
+        [
+            "cell",
+            "p50 ms",
+            "p50 new/baseline",
+            "p99 ms",
+            "p99 new/baseline",
+            "delivered",
+            "relay CPU µs/message",
+            "CPU new/baseline",
+        ],
+        rows,
+    )
 
 
 def watch_step(w: dict[str, Any]) -> str:
@@ -274,33 +281,54 @@ def watch_step(w: dict[str, Any]) -> str:
     )
 
 
-def _closed(closed: dict[str, int]) -> str:
-    return ", ".join(f"{code}: {n}" for code, n in sorted(closed.items())) or "0"
-
-
 def fanout(f: dict[str, Any]) -> str:
     plan = f["plan"]
+    one = f["relays"]["1"]
+    old = one.get("baseline")
     out = [
         f"{plan['viewers']} viewers (raw client, one process), event rate stepped up, {plan['duration']:.0f} s per "
-        f"step; a step passes with p99 <= {f['p99_limit_ms']:.0f} ms, >= 99% delivered and no viewer closed. "
+        f"step; a step passes with p99 <= {f['p99_limit_ms']:.0f} ms, >= 99% delivered, no viewer closed and "
+        "not saturated; the stepping stops at the first failing step. "
         "With two relays the viewers are split evenly between them. `relay CPU µs/message` = the relays' CPU "
         "seconds over the step / messages the viewers received: 1e6 / it is what one relay process could deliver "
-        "with a whole core to itself.\n\n"
+        "with a whole core to itself. `msgs/frame` = messages per WebSocket frame; `/health ms` = the first relay's "
+        "slowest answer to /health during the step."
+        + (
+            f" The baseline's relay ({old['rev']}) is stepped beside the one relay, each step right after agentwatch's."
+            if old
+            else f" No baseline: {f['baseline_note']}."
+            if f.get("baseline_note") and not old
+            else ""
+        )
+        + "\n\n"
     ]
     summary = []
     for relays, data in f["relays"].items():
         summary.append(
+            [relays, data["max_messages_per_s"], data["max_per_relay"], "yes" if data["all_passed"] else "no"]
+        )
+    if old:
+        summary.append(
             [
-                relays,
-                data["max_messages_per_s"],
-                data["max_per_relay"],
-                "yes" if data["all_passed"] else "no",
+                f"1, baseline ({old['rev']})",
+                old["max_messages_per_s"],
+                old["max_per_relay"],
+                "yes" if old["all_passed"] else "no",
             ]
         )
     out.append(
         table(["relay processes", "max messages/s (passing step)", "per relay process", "every step passed"], summary)
     )
-    out.append(f"\n\nTwo relays / one relay: **{f['scaling']}x**.")
+    out.append(
+        f"\n\nTwo relays / one relay: **{f['scaling']}x**."
+        if f["scaling"]
+        else "\n\nTwo relays / one relay: – (no passing step with one relay)."
+    )
+    if old:
+        out.append(
+            f" One relay, new / baseline: **{ratio(one['max_messages_per_s'], old['max_messages_per_s'])}** "
+            "the messages/s at the best passing step."
+        )
     cost = _relay_cost(f)
     if cost:
         out.append(
@@ -308,47 +336,57 @@ def fanout(f: dict[str, Any]) -> str:
             f"{1e6 / cost:,.0f} messages/s for a relay with a core of its own."
         )
     out.append("\n\n")
-    for relays, data in f["relays"].items():
-        rows = []
-        for s in data["steps"]:
-            cpu = s["cpu_pct"]
-            relay_cpu = " + ".join(f"{v:.0f}" for k, v in cpu.items() if k.startswith("relay"))
-            rows.append(
-                [
-                    s["rate"],
-                    s["messages_per_s"],
-                    _ms(s["p50_ms"]),
-                    _ms(s["p99_ms"]),
-                    f"{s['delivered_pct']:.1f}%",
-                    _closed(s["closed"]),
-                    relay_cpu,
-                    s.get("relay_cpu_us_per_message"),
-                    f"{cpu.get('viewers', 0):.0f}",
-                    "pass" if s["passed"] else "FAIL",
-                ]
-            )
-        out.append(f"**{relays} relay process{'es' if relays != '1' else ''}**\n\n")
-        out.append(
-            table(
-                [
-                    "events/s",
-                    "messages/s",
-                    "p50 ms",
-                    "p99 ms",
-                    "delivered",
-                    "closed",
-                    "relay CPU %",
-                    "relay CPU µs/message",
-                    "viewers CPU %",
-                    "",
-                ],
-                rows,
-            )
-        )
+    blocks = [(f"{r} relay process{'es' if r != '1' else ''}", d["steps"]) for r, d in f["relays"].items()]
+    if old:
+        blocks.insert(1, (f"1 relay process, baseline ({old['rev']})", old["steps"]))
+    for title, steps in blocks:
+        out.append(f"**{title}**\n\n")
+        out.append(_fanout_steps(steps))
         out.append("\n\n")
+        out.append(_saturated_notes(steps))
     if "cluster" in f:
         out.append(_cluster_beside_single(f))
     return "".join(out).rstrip()
+
+
+def _fanout_steps(steps: list[dict[str, Any]]) -> str:
+    rows = []
+    for s in steps:
+        cpu = s["cpu_pct"]
+        relay_cpu = " + ".join(f"{v:.0f}" for k, v in cpu.items() if k.startswith("relay"))
+        rows.append(
+            [
+                s["rate"],
+                s["messages_per_s"],
+                _ms(s["p50_ms"]),
+                _ms(s["p99_ms"]),
+                f"{s['delivered_pct']:.1f}%",
+                _closed(s["closed"]),
+                round(s["received"] / s["frames"], 1) if s.get("frames") else None,
+                relay_cpu or None,
+                s.get("relay_cpu_us_per_message"),
+                f"{cpu.get('viewers', 0):.0f}",
+                (s.get("probe") or {}).get("health_ms_max"),
+                "pass" if s["passed"] else "FAIL",
+            ]
+        )
+    return table(
+        [
+            "events/s",
+            "messages/s",
+            "p50 ms",
+            "p99 ms",
+            "delivered",
+            "closed",
+            "msgs/frame",
+            "relay CPU %",
+            "relay CPU µs/message",
+            "viewers CPU %",
+            "/health ms",
+            "",
+        ],
+        rows,
+    )
 
 
 def _cluster_beside_single(f: dict[str, Any]) -> str:
@@ -440,9 +478,12 @@ def _relay_cost(f: dict[str, Any]) -> float | None:
 def memory(m: dict[str, Any]) -> str:
     idle = m["idle"]
     rows = []
-    for system in ("agentwatch", "naive"):
+    for system in ("agentwatch", "baseline", "naive"):
+        if system not in idle:
+            continue
         d = idle[system]
-        rows.append([system, _kib(d["rss_kib_0"]), _kib(d["rss_kib_n"]), d["connected"], d["kib_per_viewer"]])
+        label = f"baseline ({idle.get('baseline_rev')})" if system == "baseline" else system
+        rows.append([label, _kib(d["rss_kib_0"]), _kib(d["rss_kib_n"]), d["connected"], d["kib_per_viewer"]])
     out = [
         f"Relay RSS with no viewer (after one viewer came and went) and with {idle['viewers']} idle viewers "
         "connected (no traffic):\n\n",
@@ -536,17 +577,17 @@ def naive(r: dict[str, Any]) -> str:
             if other is None:
                 continue
             label = f"p50 / p99 ms at {c['rate']:,} events/s, {c['viewers']} viewers"
-            ratio = other["p50_ms"] / c["p50_ms"]
+            times = other["p50_ms"] / c["p50_ms"] if c["p50_ms"] else math.nan
             rows.append(
                 [
                     label,
                     f"{_ms(c['p50_ms'])} / {_ms(c['p99_ms'])}",
                     f"{_ms(other['p50_ms'])} / {_ms(other['p99_ms'])}",
                     "–"
-                    if math.isnan(ratio)
-                    else f"p50 {ratio:.1f}x lower"
-                    if ratio >= 1
-                    else f"p50 {1 / ratio:.1f}x higher",
+                    if math.isnan(times)
+                    else f"p50 {times:.1f}x lower"
+                    if times >= 1
+                    else f"p50 {1 / times:.1f}x higher",
                 ]
             )
     memory = r.get("memory")
@@ -585,32 +626,45 @@ def page(p: dict[str, Any]) -> str:
     plan = p["plan"]
     # The second cell: the same load with the panels open (bench/page.py _panels); absent in older results.
     q = p.get("panels") or {}
+    # The third column: the graph-only cell on the baseline's relay and page (bench/page.py _baseline).
+    b = p.get("baseline") or {}
+    b_figures = {k: v for k, v in b.items() if k not in ("rev", "failed", "skipped")}
 
-    def both(key: str, fmt: Any = lambda v: v) -> list[Any]:
-        return [fmt(p[key]) if key in p else None, fmt(q[key]) if key in q else None]
+    def three(key: str, fmt: Any = lambda v: v) -> list[Any]:
+        return [fmt(d[key]) if key in d else None for d in (p, q, b_figures)]
 
     def per_second(v: list[int]) -> str:
         return ", ".join(str(x) for x in v)
 
     open_panels = [name for name, on in (("inspector", q.get("inspector_open")), ("feed", q.get("feed_open"))) if on]
     rows = [
-        ["alive agents on the page", *both("alive")],
-        ["events/s offered / applied by the page", *both("events_per_s_applied", lambda v: f"{plan['rate']} / {v}")],
-        ["frames per second, mean over the window", *both("fps_mean")],
-        ["frames per second, each second", *both("fps_per_second", per_second)],
-        ["browser CPU per frame, ms (all Chromium processes)", *both("cpu_ms_per_frame")],
-        ["browser CPU, cores busy", *both("cpu_cores_busy")],
-        ["panels open", "none", ", ".join(open_panels) or "none" if q else None],
+        ["alive agents on the page", *three("alive")],
+        ["events/s offered / applied by the page", *three("events_per_s_applied", lambda v: f"{plan['rate']} / {v}")],
+        ["frames per second, mean over the window", *three("fps_mean")],
+        ["frames per second, each second", *three("fps_per_second", per_second)],
+        ["browser CPU per frame, ms (all Chromium processes)", *three("cpu_ms_per_frame")],
+        ["browser CPU, cores busy", *three("cpu_cores_busy")],
+        ["panels open", "none", ", ".join(open_panels) or "none" if q else None, "none" if b_figures else None],
         [
             "tool satellites drawn",
             0,
             f"{q['satellites']} ({q['tools_per_agent']} per agent)" if "satellites" in q else None,
+            0 if b_figures else None,
         ],
-        ["append -> pulse started, median ms", p["pulse_ms_median"], None],
-        ["append -> pulse started, p90 ms", p["pulse_ms_p90"], None],
-        ["append -> pulse started, max ms", p["pulse_ms_max"], None],
-        ["page errors", len(p["page_errors"]), len(q["page_errors"]) if "page_errors" in q else None],
+        ["append -> pulse started, median ms", p["pulse_ms_median"], None, None],
+        ["append -> pulse started, p90 ms", p["pulse_ms_p90"], None, None],
+        ["append -> pulse started, max ms", p["pulse_ms_max"], None, None],
+        ["page errors", len(p["page_errors"]), len(q["page_errors"]) if "page_errors" in q else None, None],
     ]
+    why_not = b.get("failed") or b.get("skipped")
+    baseline_note = (
+        f" The third column is the graph-only cell again on the baseline's relay and page ({b.get('rev')}), "
+        "in the same run."
+        if b_figures
+        else f" No baseline column: {why_not}."
+        if why_not
+        else ""
+    )
     return (
         f"Headless Chromium (`--headless --no-sandbox --disable-gpu`), 1280x720, against the real stack. "
         f"{plan['agents'] + 1} agents alive (one orchestrator), {plan['rate']} PreToolUse lines/s for "
@@ -620,9 +674,47 @@ def page(p: dict[str, Any]) -> str:
         "Chromium process (CDP SystemInfo.getProcessInfo) over the window, per frame and as cores kept busy: on a "
         "shared machine it moves far less than the frame rate does. The second column is the same load in the "
         "same run on a fresh page with its panels open: the inspector on one agent (opened by a click), the "
-        "activity feed, and tool satellites, each agent having used 8 tools, all 8 called by the load.\n\n"
-        + table(["figure", "graph only", "panels open, tool satellites on"], rows)
+        "activity feed, and tool satellites, each agent having used 8 tools, all 8 called by the load."
+        + baseline_note
+        + "\n\n"
+        + table(
+            ["figure", "graph only", "panels open, tool satellites on", f"graph only, {b.get('rev') or 'baseline'}"],
+            rows,
+        )
     )
+
+
+def profile(r: dict[str, Any]) -> str:
+    """The top leaf functions (self time) of the relay under load and of ingest catching up."""
+    found = [
+        (r.get("latency") or {}).get("profile"),
+        (r.get("ingest") or {}).get("profile"),
+    ]
+    out = [
+        "Sampled with py-spy (`py-spy record --format raw --nonblocking`, bench/profile.py) on the real processes, "
+        "in runs of their own beside the measured ones (sampling costs CPU on a shared machine): the relay over "
+        "one more latency cell, ingest over one more catch-up of the throughput file. Self time = the share of "
+        "the samples on CPU (idle waits left out) whose innermost frame is that function.\n\n"
+    ]
+    for p in found:
+        if not p:
+            continue
+        if p.get("process") == "relay":
+            figures = f"p50 {_ms(p.get('p50_ms'))} ms, p99 {_ms(p.get('p99_ms'))} ms in this cell"
+            title = f"relay, {p['rate']:,} events/s to {p['viewers']} viewers ({figures})"
+        else:
+            title = f"ingest, catching up on {p.get('lines', 0):,} PreToolUse lines"
+        out.append(f"**{title}**\n\n")
+        if "failed" in p:
+            out.append(table(["figure", "value"], [["not profiled", p["failed"]]]) + "\n\n")
+            continue
+        rows = [[f["name"], f"{f['self_pct']:.1f}%", f["samples"]] for f in p["functions"]]
+        out.append(table(["function (file)", "self time", "samples"], rows))
+        files = ", ".join(f"{f['name']} {f['self_pct']:.0f}%" for f in p["files"][:6])
+        out.append(f"\n\n{p['samples']:,} samples on CPU; by file: {files}.\n\n")
+    if len(out) == 1:
+        out.append(table(["figure", "value"], [["not profiled", "neither the latency nor the ingest section ran"]]))
+    return "".join(out).rstrip()
 
 
 def render(r: dict[str, Any]) -> str:
@@ -645,8 +737,17 @@ def render(r: dict[str, Any]) -> str:
         "Payloads: " + meta["payloads"],
         "",
     ]
+    base = meta.get("baseline")
+    if base:
+        out += [
+            f"Baseline: {base['rev']}, the previous commit's ingest and relay beside the new ones where a ratio is "
+            f"quoted ({base['note']})."
+            if base["present"]
+            else f"Baseline: none in this run ({base['note']}).",
+            "",
+        ]
     renderers = {
-        "goals": lambda: goals(r),
+        "goals": lambda: goals.render(r),
         "hook": lambda: hook(r["hook"]),
         "ingest": lambda: ingest(r["ingest"]),
         "latency": lambda: latency(r["latency"]) + (watch_step(r["watch_step"]) if "watch_step" in r else ""),
@@ -655,11 +756,13 @@ def render(r: dict[str, Any]) -> str:
         "naive": lambda: naive(r),
         "page": lambda: page(r["page"]),
         "replay": lambda: replay_report.render(r["replay"], table),
+        "capacity": lambda: capacity_report.render(r["capacity"]),
+        "profile": lambda: profile(r),
     }
     for key, title in SECTIONS.items():
         out.append(f"## {title}")
         out.append("")
-        if key in ("goals", "naive") or key in r:
+        if key in ("goals", "naive") or key in r or key == "profile" and ("latency" in r or "ingest" in r):
             try:
                 out.append(renderers[key]())
             except Exception as exc:  # a broken section must not lose the others

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import CpuMeter, Workload, log
-from bench.harness import measured_run, system
+from bench.harness import run_cell, system
 from ingest.settings import Settings
 from tests.stack import RedisServer
 
@@ -40,8 +40,7 @@ def run(server: RedisServer, work: Path, smoke: bool) -> dict[str, Any]:
         for rate in plan["rates"]:
             for step, sysm in systems.items():
                 log(f"watch step {step} ms: {rate} events/s to 1 viewer")
-                cell = measured_run(sysm, rate, 1, plan["duration"], warmup=0.5)
-                cell["drain_s"] = sysm.drain()
+                cell = run_cell(sysm, rate, 1, plan["duration"], warmup=0.5, label=f"watch step {step} ms")
                 cell["step_ms"] = step
                 cells.append(cell)
     return {"plan": plan, "default_ms": default, "idle_cpu_pct": idle, "cells": cells}
