@@ -42,6 +42,10 @@ CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) f
 CLOSE_SHARE_EXPIRED = 4401  # a share link's time is up: final, a page stops reconnecting
 CLOSE_REPLAY_REFUSED = 4404  # a replay the relay cannot serve (outside the window, bad point, busy): final
 CLOSE_TIMEOUT_S = 1.0  # how long a closing handshake may take before the socket is simply dropped
+# /ready and /stats wait this long for Redis (/stats shows `sources: null` past it): they answer within a second
+# even on a relay whose loop runs late, where every round trip takes several of its turns.
+READY_TIMEOUT_S = 0.5
+SOURCES_TIMEOUT_S = 0.3
 MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
 # How a viewer's going away shows up: Starlette raises RuntimeError for a send after close.
 DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
@@ -144,7 +148,7 @@ async def health(request: Request) -> Response:
 async def ready(request: Request) -> Response:
     hub: Hub = request.state.hub
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(READY_TIMEOUT_S):
             await request.state.redis.ping()
     except Exception as exc:  # any failure to answer means not ready; say why
         return PlainTextResponse(f"Redis is not answering: {type(exc).__name__}", status_code=503)
@@ -171,7 +175,7 @@ async def stats(request: Request) -> Response:
 async def _sources(redis: Redis, keys: Keys) -> list[dict[str, object]] | None:
     """Each ingest source's host, lease, last commit and lag (as `agentwatch status --json`); None: Redis failed."""
     try:
-        async with asyncio.timeout(1.0):
+        async with asyncio.timeout(SOURCES_TIMEOUT_S):
             return await read_sources(redis, keys)
     except Exception as exc:  # /stats still answers with what the relay itself knows
         if type(exc).__name__ not in _SOURCES_FAILURES:  # once per kind: monitors poll /stats

@@ -20,17 +20,19 @@ log = logging.getLogger("relay")
 
 CHECK_EVERY_S = 0.1
 SHED_SHARE = 10  # shed 1/SHED_SHARE of the viewers per late check
-# Only a viewer this many items behind is shed: a loop late while every viewer is nearly caught up is the machine
-# pausing the relay (a busy neighbour), not viewers costing more than the relay has; closing them would not help.
+# Only a viewer that is slow itself is shed: blocked in a send (its socket is full: it does not read as fast as it
+# is sent to) or this many items behind. A loop late while every viewer keeps up is the machine pausing the relay
+# (a busy neighbour), not viewers costing more than the relay has; closing them would not help.
 MIN_BEHIND = 128
 
 
-def to_shed(behind: Iterable[tuple[Viewer, int]], total: int) -> list[Viewer]:
-    """The viewers to close on one late check: the tenth (at least one) with the most items not yet sent, of
-    those at least MIN_BEHIND behind."""
+def to_shed(viewers: Iterable[tuple[Viewer, int, float]], total: int) -> list[Viewer]:
+    """The viewers to close on one late check, from (viewer, items behind, seconds blocked in a send): the
+    tenth (at least one) of the slow ones, those blocked longest first, then those furthest behind."""
     count = max(1, total // SHED_SHARE)
-    ranked = sorted((pair for pair in behind if pair[1] >= MIN_BEHIND), key=lambda pair: pair[1], reverse=True)
-    return [viewer for viewer, _ in ranked[:count]]
+    slow = [item for item in viewers if item[2] > 0 or item[1] >= MIN_BEHIND]
+    slow.sort(key=lambda item: (item[2], item[1]), reverse=True)
+    return [viewer for viewer, _, _ in slow[:count]]
 
 
 async def monitor(
@@ -50,7 +52,9 @@ async def monitor(
         current = [v for v in viewers() if not v.fell_behind.is_set()]
         if not current:
             continue
-        shed = to_shed(((v, behind(v)) for v in current), len(current))
+        now = loop.time()
+        blocked = (now - v.sending_since if v.sending_since is not None else 0.0 for v in current)
+        shed = to_shed(zip(current, map(behind, current), blocked, strict=True), len(current))
         if not shed:
             continue
         stats["shed"] += len(shed)

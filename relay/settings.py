@@ -37,7 +37,7 @@ class Settings:
     graceful_timeout_s: float = 5.0
     replay_limit: int = 10_000  # a resume further behind than this gets a fresh snapshot instead
     max_replays: int = 8  # replay viewers at once (each reads the log at its own pace); more are refused
-    max_loop_lag_s: float = 0.25  # the event loop this late: over capacity, the slowest viewers are shed
+    max_loop_lag_s: float = 0.1  # the event loop this late twice in a row: over capacity, the slowest viewers are shed
 
     @property
     def loopback(self) -> bool:

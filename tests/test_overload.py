@@ -8,13 +8,16 @@ from relay.overload import MIN_BEHIND, to_shed
 
 def test_the_slowest_tenth_is_shed_and_always_at_least_one() -> None:
     viewers = [Viewer() for _ in range(25)]
-    behind = [(v, MIN_BEHIND + i * 7 % 25) for i, v in enumerate(viewers)]
+    behind = [(v, MIN_BEHIND + i * 7 % 25, 0.0) for i, v in enumerate(viewers)]
     shed = to_shed(behind, len(viewers))
     assert len(shed) == 2
-    assert sorted(dict(behind)[v] - MIN_BEHIND for v in shed) == [23, 24]
+    assert sorted(b - MIN_BEHIND for v, b, _ in behind if v in shed) == [23, 24]
     assert len(to_shed(behind[:3], 3)) == 1
     # Nearly caught up, however late the loop: the machine paused the relay, closing viewers would not help.
-    assert to_shed([(v, MIN_BEHIND - 1) for v in viewers], len(viewers)) == []
+    assert to_shed([(v, MIN_BEHIND - 1, 0.0) for v in viewers], len(viewers)) == []
+    # A viewer blocked in a send (its socket full) goes first, however few items wait for it in the buffer.
+    stuck = [(v, 0, 0.0) for v in viewers[:20]] + [(viewers[20], 0, 0.3), (viewers[21], 500, 0.0)]
+    assert to_shed(stuck, 22) == [viewers[20], viewers[21]]
 
 
 def test_a_viewer_too_far_behind_is_closed_even_while_its_writer_is_busy() -> None:
