@@ -60,12 +60,12 @@ async def write(
         skipped = False
         last, epoch = snap.seq, snap.epoch
 
-    async def shared(events: list[tuple[int, str]]) -> None:
+    async def shared(session: str, events: list[tuple[int, str]]) -> None:
         """A share viewer's part of some events: its session's, a ping before any that follow skipped ones."""
         nonlocal skipped
         out: list[str] = []
         for seq, text in events:
-            if session_of(text) != share.session:  # type: ignore[union-attr]
+            if session_of(text) != session:
                 skipped = True
                 continue
             if skipped:
@@ -79,7 +79,7 @@ async def write(
     async def run(start: int, events: list[tuple[int, str]]) -> None:
         """Consecutive events taken from position `start` (-1: not from the buffer), in frames."""
         if share is not None:
-            await shared(events)
+            await shared(share.session, events)
             return
         for i in range(0, len(events), MAX_BATCH):
             texts = [text for _, text in events[i : i + MAX_BATCH]]
