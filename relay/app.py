@@ -23,7 +23,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from contract import Keys
 from contract.connect import redis_client
-from contract.sources import read_sources
 
 from . import overload
 from .hosts import HostCheck, origin_allowed, served_hosts
@@ -31,6 +30,7 @@ from .hub import Hub, Viewer
 from .replay import OutsideWindow, Player, Window, parse_point, parse_speed, play
 from .settings import Settings
 from .share import Share, ShareRefused, verify
+from .sources import SourcesView
 from .writer import watchdog, write
 
 log = logging.getLogger("relay")
@@ -42,10 +42,9 @@ CLOSE_SLOW = 4008  # fell behind the live stream; reconnect (with since/epoch) f
 CLOSE_SHARE_EXPIRED = 4401  # a share link's time is up: final, a page stops reconnecting
 CLOSE_REPLAY_REFUSED = 4404  # a replay the relay cannot serve (outside the window, bad point, busy): final
 CLOSE_TIMEOUT_S = 1.0  # how long a closing handshake may take before the socket is simply dropped
-# /ready and /stats wait this long for Redis (/stats shows `sources: null` past it): they answer within a second
-# even on a relay whose loop runs late, where every round trip takes several of its turns.
+# /ready waits this long for Redis (and /stats not at all, relay/sources.py): both answer within a second even on
+# a relay whose loop runs late, where every round trip takes several of its turns.
 READY_TIMEOUT_S = 0.5
-SOURCES_TIMEOUT_S = 0.3
 MAX_FRAMES_PER_SECOND = 20  # viewers send nothing in our protocol; this much is abuse, not a client
 # How a viewer's going away shows up: Starlette raises RuntimeError for a send after close.
 DISCONNECTED = (WebSocketDisconnect, RuntimeError, OSError)
@@ -58,6 +57,7 @@ PLACEHOLDER = """<!doctype html><meta charset="utf-8"><title>agentwatch</title>
 
 class State(TypedDict):
     hub: Hub
+    sources: SourcesView
     redis: Redis
     settings: Settings
     hosts: frozenset[str]
@@ -88,12 +88,14 @@ def create_app(settings: Settings, redis: Redis | None = None) -> Starlette:
             overload.monitor(lambda: hub.viewers, hub.fanout.behind, hub.stats, settings.max_loop_lag_s),
             name="relay-overload",
         )
+        sources = SourcesView(client, keys)
+        kept = asyncio.create_task(sources.keep(), name="relay-sources")
         try:
-            yield {"hub": hub, "redis": client, "settings": settings, "hosts": hosts}
+            yield {"hub": hub, "sources": sources, "redis": client, "settings": settings, "hosts": hosts}
         finally:
-            for t in (task, dog, lag):
+            for t in (task, dog, lag, kept):
                 t.cancel()
-            for t in (task, dog, lag):
+            for t in (task, dog, lag, kept):
                 with contextlib.suppress(asyncio.CancelledError):
                     await t
             if own:
@@ -167,24 +169,9 @@ async def stats(request: Request) -> Response:
             "seq": hub.last_seq,
             "epoch": hub.epoch,
             "tasks": len(asyncio.all_tasks()),
-            "sources": await _sources(request.state.redis, hub.keys),
+            "sources": await request.state.sources.current(),
         }
     )
-
-
-async def _sources(redis: Redis, keys: Keys) -> list[dict[str, object]] | None:
-    """Each ingest source's host, lease, last commit and lag (as `agentwatch status --json`); None: Redis failed."""
-    try:
-        async with asyncio.timeout(SOURCES_TIMEOUT_S):
-            return await read_sources(redis, keys)
-    except Exception as exc:  # /stats still answers with what the relay itself knows
-        if type(exc).__name__ not in _SOURCES_FAILURES:  # once per kind: monitors poll /stats
-            _SOURCES_FAILURES.add(type(exc).__name__)
-            log.warning("/stats could not read the sources (%s: %s); it shows sources: null", type(exc).__name__, exc)
-        return None
-
-
-_SOURCES_FAILURES: set[str] = set()
 
 
 def token_presented(ws: WebSocket) -> str:
