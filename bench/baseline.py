@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.common import PYTHON, ROOT
-from tests.stack import Proc, free_port, wait_for
+from tests.stack import Proc, free_port, relay_ready, wait_for
 
 BASELINE_REV = "001493a"  # the last commit before the performance work of issue 13
 
@@ -88,18 +87,12 @@ def start_relay(tree: Path, redis_url: str, prefix: str) -> tuple[Proc, str]:
     base = f"http://127.0.0.1:{port}"
     proc = _in_tree(tree, "relay", ["--redis-url", redis_url, "--prefix", prefix, "--bind", f"127.0.0.1:{port}"])
     try:
-        wait_for(lambda: _ready(base) or proc.proc.poll() is not None, timeout=20, what=f"baseline relay on {base}")
+        wait_for(
+            lambda: relay_ready(base) or proc.proc.poll() is not None, timeout=20, what=f"baseline relay on {base}"
+        )
     except BaseException:
         proc.kill()
         raise
     if proc.proc.poll() is not None:
         raise RuntimeError(f"the baseline relay exited at start-up:\n{proc.output[-2000:]}")
     return proc, base
-
-
-def _ready(base: str) -> bool:
-    try:
-        with urllib.request.urlopen(base + "/ready", timeout=1) as r:
-            return bool(r.status == 200)
-    except OSError:
-        return False

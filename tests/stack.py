@@ -202,13 +202,14 @@ def start_relay(
     args = [PYTHON, "-m", "relay", "--redis-url", redis_url, "--prefix", prefix, "--bind", f"127.0.0.1:{port}"]
     proc = Proc(args + list(extra), env=env)
     base = f"http://127.0.0.1:{port}"
-    wait_for(lambda: _ready(base) or proc.proc.poll() is not None, what=f"relay ready on {base}")
+    wait_for(lambda: relay_ready(base) or proc.proc.poll() is not None, what=f"relay ready on {base}")
     if proc.proc.poll() is not None:
         raise RuntimeError(f"relay exited early:\n{proc.output}")
     return proc, base
 
 
-def _ready(base: str) -> bool:
+def relay_ready(base: str) -> bool:
+    """The relay at `base` answers /ready with 200 (subscribed, Redis answering)."""
     try:
         with urllib.request.urlopen(base + "/ready", timeout=1) as r:
             return bool(r.status == 200)
