@@ -178,30 +178,19 @@ def _ingest(i: dict[str, Any] | None) -> list[list[Any]]:
         ),
     ]
     idle = i["idle"]["cpu_pct"]
-    base_idle = next((v for k, v in idle.items() if "(baseline) ingest" in k), None)
-    target = max(1.0, (base_idle or 0) + IDLE_NOISE_PTS)
-    rows.append(
-        row(
-            f"ingest idle CPU unchanged or better (at most {target:.1f}% of a core)",
-            idle["agentwatch ingest"],
-            target,
-            "%",
-            "<=",
-            base_idle,
+    for process in ("ingest", "relay"):
+        base = next((v for k, v in idle.items() if f"(baseline) {process}" in k), None)
+        target = max(1.0, (base or 0) + IDLE_NOISE_PTS)
+        rows.append(
+            row(
+                f"{process} idle CPU unchanged or better (at most {target:.1f}% of a core)",
+                idle[f"agentwatch {process}"],
+                target,
+                "%",
+                "<=",
+                base,
+            )
         )
-    )
-    base_relay = next((v for k, v in idle.items() if "(baseline) relay" in k), None)
-    target = max(1.0, (base_relay or 0) + IDLE_NOISE_PTS)
-    rows.append(
-        row(
-            f"relay idle CPU unchanged or better (at most {target:.1f}% of a core)",
-            idle["agentwatch relay"],
-            target,
-            "%",
-            "<=",
-            base_relay,
-        )
-    )
     tx = i.get("transcripts")
     if tx:
         rows.append(

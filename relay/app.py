@@ -219,12 +219,8 @@ async def stream(ws: WebSocket) -> None:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         code, reason = 0, ""
-        if viewer.shed:
-            code, reason = CLOSE_SLOW, "relay over capacity: the slowest viewers are closed; reconnect to resume"
-        elif viewer.send_timed_out:
-            code, reason = CLOSE_SLOW, "not reading: send timed out; reconnect for a fresh snapshot"
-        elif viewer.fell_behind.is_set():
-            code, reason = CLOSE_SLOW, "fell behind the live stream; reconnect for a fresh snapshot"
+        if viewer.fell_behind.is_set():
+            code, reason = CLOSE_SLOW, viewer.why
         for task in done:
             if code or task.cancelled():
                 continue

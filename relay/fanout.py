@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 RESET = "reset"  # buffer marker: take a fresh snapshot (the hub could not fill a gap, or the epoch changed)
 Item = tuple[int, str] | str  # (seq, envelope JSON) or RESET
 FRAMES_CACHED = 16  # recent batch frames kept; viewers in step ask for the newest one or two
+# Why a viewer is closed as slow (4008): the close frame's reason.
+BEHIND = "fell behind the live stream; reconnect for a fresh snapshot"
+SEND_TIMED_OUT = "not reading: send timed out; reconnect for a fresh snapshot"
+SHED = "relay over capacity: the slowest viewers are closed; reconnect to resume"
 
 
 @dataclass(eq=False)
@@ -24,14 +28,20 @@ class Viewer:
     fell_behind: asyncio.Event = field(default_factory=asyncio.Event)
     on_overflow: Callable[[], object] | None = None  # interrupts the writer even while it is blocked in a send
     sending_since: float | None = None  # loop time the send in progress started (read by the relay's watchdog)
-    send_timed_out: bool = False  # a send stayed blocked for send_timeout_s: closed as slow
-    shed: bool = False  # closed as slow because the relay was over capacity (relay/overload.py)
     wake: asyncio.Future[bool] | None = None  # set while the writer waits: True, items came; False, quiet
+    why: str = ""  # why it was closed as slow (the first reason wins)
 
-    def overflow(self) -> None:
+    @property
+    def shed(self) -> bool:
+        """Closed because the relay was over capacity (relay/overload.py)."""
+        return self.why == SHED
+
+    def overflow(self, why: str = BEHIND) -> None:
+        """Close as slow: the viewer reconnects for a resume or a fresh snapshot."""
         if self.fell_behind.is_set():
             return
-        self.fell_behind.set()  # closed as slow; the viewer reconnects for a resume or a fresh snapshot
+        self.why = why
+        self.fell_behind.set()
         if self.on_overflow is not None:
             self.on_overflow()
 
@@ -129,4 +139,4 @@ def batch(texts: list[str]) -> str:
     return texts[0] if len(texts) == 1 else "[" + ",".join(texts) + "]"
 
 
-__all__ = ("RESET", "Fanout", "Item", "Viewer", "batch")
+__all__ = ("BEHIND", "RESET", "SEND_TIMED_OUT", "SHED", "Fanout", "Item", "Viewer", "batch")

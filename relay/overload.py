@@ -14,7 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterable
 
-from .fanout import Viewer
+from .fanout import SHED, Viewer
 
 log = logging.getLogger("relay")
 
@@ -65,8 +65,7 @@ async def monitor(
             len(current),
         )
         for viewer in shed:
-            viewer.shed = True
-            viewer.overflow()
+            viewer.overflow(SHED)
 
 
 __all__ = ("monitor", "to_shed")

@@ -12,7 +12,7 @@ import asyncio
 
 from starlette.websockets import WebSocket
 
-from .fanout import Item, Viewer, batch
+from .fanout import SEND_TIMED_OUT, Item, Viewer, batch
 from .hub import Hub, session_of
 from .settings import Settings
 from .share import Share
@@ -139,10 +139,8 @@ async def watchdog(hub: Hub, send_timeout_s: float) -> None:
         late = loop.time() - send_timeout_s
         for viewer in list(hub.viewers):
             since = viewer.sending_since
-            if since is not None and since <= late and not viewer.send_timed_out:
-                viewer.send_timed_out = True
-                if viewer.on_overflow is not None:
-                    viewer.on_overflow()  # cancels the writer, as a full queue does
+            if since is not None and since <= late:
+                viewer.overflow(SEND_TIMED_OUT)  # cancels the writer, as a full queue does
 
 
 __all__ = ("MAX_BATCH", "watchdog", "write")
